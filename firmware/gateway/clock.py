@@ -1,0 +1,63 @@
+# Wrapping millisecond ticks, the same on every runtime.
+#
+# All firmware time is a 30-bit tick count in ms that wraps at 2**30, exactly
+# as time.ticks_ms() does on the ESP32 (~12.4 days). The 64-bit unix port never
+# wraps its own ticks, so the board clock masks them to 30 bits: the wrap is
+# then exercised on the host too. Core modules take `now_ms` as an argument and
+# only ever compare ticks through ticks_diff(); they never read a clock.
+# Every value here is a small int (< 2**30): no allocation.
+from micropython import const
+
+TICKS_PERIOD = const(0x40000000)  # 2**30
+TICKS_MAX = const(0x3FFFFFFF)
+_HALF = const(0x20000000)
+
+
+def ticks_add(t, delta):
+    """t + delta (ms), wrapped; |delta| < 2**29."""
+    return (t + delta) & TICKS_MAX
+
+
+def ticks_diff(a, b):
+    """Signed a - b (ms) for ticks less than 2**29 apart, across the wrap."""
+    return ((a - b + _HALF) & TICKS_MAX) - _HALF
+
+
+def elapsed(now, since):
+    """ms from `since` to `now`, never negative."""
+    d = ticks_diff(now, since)
+    return d if d > 0 else 0
+
+
+class Clock:
+    """The board clock: ticks_ms masked to 30 bits, with an optional offset.
+
+    `offset_ms` lets the simulated board start just before the wrap so every
+    live run crosses it. `source` is a function returning raw ms ticks (the
+    runtime's time.ticks_ms by default).
+    """
+
+    def __init__(self, source=None, offset_ms=0):
+        if source is None:
+            import time
+
+            source = time.ticks_ms
+        self._src = source
+        self._off = offset_ms
+
+    def now_ms(self):
+        return (self._src() + self._off) & TICKS_MAX
+
+
+class ManualClock:
+    """A clock that only moves when told to: for tests and lockstep runs."""
+
+    def __init__(self, start_ms=0):
+        self.t = start_ms & TICKS_MAX
+
+    def now_ms(self):
+        return self.t
+
+    def advance(self, ms):
+        self.t = (self.t + ms) & TICKS_MAX
+        return self.t

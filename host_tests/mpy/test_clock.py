@@ -1,0 +1,50 @@
+# The tick arithmetic must survive the ESP32's 2**30 wrap (~12.4 days of ms).
+import unittest
+
+from gateway.clock import TICKS_MAX, TICKS_PERIOD, Clock, ManualClock, elapsed, ticks_add, ticks_diff
+
+
+class TickWrap(unittest.TestCase):
+    def test_add_wraps(self):
+        self.assertEqual(ticks_add(TICKS_MAX, 1), 0)
+        self.assertEqual(ticks_add(TICKS_MAX - 5, 10), 4)
+        self.assertEqual(ticks_add(3, -5), TICKS_PERIOD - 2)
+
+    def test_diff_across_wrap(self):
+        before = TICKS_MAX - 499
+        after = ticks_add(before, 1000)
+        self.assertEqual(after, 500)
+        self.assertEqual(ticks_diff(after, before), 1000)
+        self.assertEqual(ticks_diff(before, after), -1000)
+
+    def test_elapsed_never_negative(self):
+        self.assertEqual(elapsed(10, 20), 0)
+        self.assertEqual(elapsed(ticks_add(TICKS_MAX, 60001), TICKS_MAX), 60001)
+
+    def test_manual_clock_wraps(self):
+        c = ManualClock(TICKS_MAX - 10)
+        t0 = c.now_ms()
+        c.advance(25)
+        self.assertEqual(c.now_ms(), 14)
+        self.assertEqual(ticks_diff(c.now_ms(), t0), 25)
+
+    def test_board_clock_masks_and_offsets(self):
+        raw = [0]
+        c = Clock(lambda: raw[0], offset_ms=TICKS_MAX - 100)
+        t0 = c.now_ms()
+        raw[0] = 250
+        self.assertEqual(ticks_diff(c.now_ms(), t0), 250)
+        self.assertTrue(c.now_ms() < 200, "clock did not wrap")
+
+    def test_no_allocation(self):
+        import micropython
+
+        micropython.heap_lock()
+        try:
+            t = TICKS_MAX - 3
+            for _ in range(100):
+                t = ticks_add(t, 7)
+                d = ticks_diff(t, 5)
+        finally:
+            micropython.heap_unlock()
+        self.assertTrue(-TICKS_PERIOD < d < TICKS_PERIOD)

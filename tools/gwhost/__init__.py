@@ -1,0 +1,1 @@
+"""Host-side (CPython) tooling for the gateway: runners, plant simulator, benchmarks."""

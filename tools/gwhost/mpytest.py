@@ -1,0 +1,84 @@
+"""Run the firmware's unit tests on the MicroPython unix port.
+
+Each test file runs in its own `micropython -X heapsize=110k` process (an
+ESP32-like heap without PSRAM), through tools/mpytest/runner.py, two at a time.
+The exit status is non-zero when any file fails, errors, cannot be imported,
+runs no test, or does not finish within its time limit.
+
+Usage: tools/test-mpy [FILE_OR_DIR ...]   (default: host_tests/mpy)
+"""
+
+import argparse
+import concurrent.futures
+import os
+import re
+import subprocess
+import sys
+import time
+
+from gwhost import paths
+
+RUNNER = os.path.join(paths.ROOT, "tools", "mpytest", "runner.py")
+SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed, (\d+) skipped$", re.M)
+
+
+def collect(targets):
+    files = []
+    for t in targets:
+        if os.path.isdir(t):
+            files += sorted(os.path.join(t, f) for f in os.listdir(t)
+                            if f.startswith("test_") and f.endswith(".py"))
+        else:
+            files.append(t)
+    return files
+
+
+def run_file(path, heap, timeout):
+    cmd = [paths.MICROPYTHON, "-X", "heapsize=" + heap, RUNNER, path]
+    t0 = time.monotonic()
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                           env=paths.micropython_env(), cwd=paths.ROOT, check=False)
+        out, rc = p.stdout + p.stderr, p.returncode
+    except subprocess.TimeoutExpired as e:
+        out = (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+        out += "\nTIMEOUT after %d s" % timeout
+        rc = -1
+    m = SUMMARY.search(out)
+    passed, failed, skipped = (int(x) for x in m.groups()) if m else (0, 1, 0)
+    if rc != 0 and failed == 0:
+        failed = 1
+    return path, rc, passed, failed, skipped, out, time.monotonic() - t0
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="firmware tests on the MicroPython unix port")
+    ap.add_argument("targets", nargs="*", default=[os.path.join("host_tests", "mpy")])
+    ap.add_argument("--heap", default=paths.HEAP)
+    ap.add_argument("--timeout", type=int, default=600)
+    ap.add_argument("-j", "--jobs", type=int, default=2)
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args(argv)
+    files = collect([os.path.join(paths.ROOT, t) if not os.path.isabs(t) else t
+                     for t in args.targets])
+    if not files:
+        print("test-mpy: no test files found", file=sys.stderr)
+        return 2
+    tot_p = tot_f = tot_s = 0
+    with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as ex:
+        futs = [ex.submit(run_file, f, args.heap, args.timeout) for f in files]
+        for fut in futs:
+            path, rc, p, f, s, out, dt = fut.result()
+            tot_p, tot_f, tot_s = tot_p + p, tot_f + f, tot_s + s
+            rel = os.path.relpath(path, paths.ROOT)
+            status = "ok" if f == 0 and rc == 0 else "FAILED"
+            print("%-52s %3d passed %2d failed %5.1f s  %s" % (rel, p, f, dt, status))
+            if status != "ok" or args.verbose:
+                print(out)
+    print("micropython -X heapsize=%s: %d passed, %d failed, %d skipped"
+          % (args.heap, tot_p, tot_f, tot_s))
+    return 1 if tot_f or not tot_p else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
