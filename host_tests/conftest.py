@@ -15,3 +15,28 @@ for p in (os.path.join(HERE, "cpython"), os.path.join(ROOT, "firmware"),
           os.path.join(ROOT, "tools"), os.path.join(HERE, "mpy")):
     if p not in sys.path:
         sys.path.insert(0, p)
+
+
+def _micropython_runtime_shims():
+    """Give CPython the few MicroPython runtime functions the firmware calls.
+
+    Test-side only: the firmware is written for MicroPython; these let the same
+    modules run under pytest. Ticks use a 30-bit period like the ESP32.
+    """
+    import asyncio
+    import time
+    import traceback
+
+    if not hasattr(time, "ticks_ms"):
+        time.ticks_ms = lambda: int(time.monotonic() * 1000) & 0x3FFFFFFF
+        time.ticks_us = lambda: int(time.monotonic() * 1000000) & 0x3FFFFFFF
+        time.ticks_diff = lambda a, b: ((a - b + 0x20000000) & 0x3FFFFFFF) - 0x20000000
+        time.ticks_add = lambda a, b: (a + b) & 0x3FFFFFFF
+        time.sleep_ms = lambda ms: time.sleep(ms / 1000)
+    if not hasattr(asyncio, "sleep_ms"):
+        asyncio.sleep_ms = lambda ms: asyncio.sleep(ms / 1000)
+    if not hasattr(sys, "print_exception"):
+        sys.print_exception = lambda e, f=None: traceback.print_exception(e, file=f)
+
+
+_micropython_runtime_shims()

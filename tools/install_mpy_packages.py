@@ -114,7 +114,7 @@ def extract(data, filename, modules, dest):
     """Copy the named modules (files or packages) out of an sdist archive."""
     if filename.endswith(".zip"):
         zf = zipfile.ZipFile(io.BytesIO(data))
-        members = {n: zf.read for n in zf.namelist()}
+        members = dict.fromkeys(zf.namelist(), zf.read)
     else:
         tf = tarfile.open(fileobj=io.BytesIO(data))
         members = {m.name: (lambda n, _m=m: tf.extractfile(_m).read())

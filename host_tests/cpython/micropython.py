@@ -32,4 +32,3 @@ def alloc_emergency_exception_buf(n):
 
 def schedule(f, arg):
     f(arg)
-    return None

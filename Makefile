@@ -1,0 +1,53 @@
+# Home-energy gateway firmware. Two commands matter most:
+#   make sim    the whole firmware on the MicroPython unix port running a simulated house
+#   make test   every test, on CPython and on the MicroPython unix port
+# Every target sets up what it needs first (fast when already set up).
+
+SHELL := /bin/bash
+PY := .venv/bin/python
+MPY := .venv/bin/micropython
+SCENARIO ?=
+START ?=
+DURATION ?=
+PORT ?=
+BOARD ?=
+FIRMWARE ?=
+
+.PHONY: setup test test-host test-mpy lint sizes sim build deploy console flash bench clean
+
+setup:
+	@tools/setup.sh
+
+test: setup lint sizes test-mpy test-host
+	@echo "make test: all passed"
+
+test-mpy: setup
+	@tools/test-mpy
+
+test-host: setup
+	@$(PY) -m pytest -q host_tests
+
+lint: setup
+	@.venv/bin/ruff check firmware tools host_tests
+
+sizes: setup
+	@tools/build --check
+
+sim: setup
+	@tools/sim $(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(START),--start $(START)) \
+		$(if $(DURATION),--duration $(DURATION))
+
+build: setup
+	@tools/build
+
+deploy: build
+	@tools/deploy $(if $(PORT),--port $(PORT)) $(if $(BOARD),--board $(BOARD))
+
+console: setup
+	@tools/deploy --console $(if $(PORT),--port $(PORT))
+
+flash: setup
+	@tools/deploy --flash $(if $(PORT),--port $(PORT)) $(if $(FIRMWARE),--firmware $(FIRMWARE))
+
+clean:
+	rm -rf build out .pytest_cache .hypothesis

@@ -1,0 +1,152 @@
+# Entry logic shared by the board and the unix port: load the board and the
+# configuration, enter the safe state FIRST, then start the supervised services.
+#
+# Environment (unix port; on the board the defaults are files on flash):
+#   GATEWAY_BOARD       board file (default boards/sim.json on the host, /board.json on flash)
+#   GATEWAY_CONFIG      configuration file (default config.json in the board's storage)
+#   GATEWAY_DURATION_S  stop cleanly after this many seconds (default: run until stopped)
+import gc
+import os
+import sys
+
+import asyncio
+import gateway
+from gateway import ports
+from gateway.clock import ticks_diff
+from gateway.model import Charger, Inverter, Meter, Permits, Setpoints
+from gateway.supervisor import Supervisor
+
+
+def _default_board_path():
+    # On flash the board file sits at the root; on the host, runs start in the repository.
+    return "/board.json" if sys.platform == "esp32" else "boards/sim.json"
+
+
+class Gateway:
+    """Everything one running gateway owns. Services only read records and
+    submit requests; the safety task alone drives the interlock (besides the
+    contact IRQ and the safe-state path, which can only de-energise it)."""
+
+    def __init__(self, board, cfg=None, out=print):
+        self.board = board
+        self.clock = board.clock
+        self.cfg = cfg or {}
+        self.out = out
+        self.meter = Meter()
+        self.charger = Charger()
+        self.inverter = Inverter()
+        self.permits = Permits()
+        self.setpoints = Setpoints()
+        self.stopping = False
+        self.log_lines = []
+        self.sup = Supervisor(self.clock, self.safe_state, self.log)
+        self.extra_services = []  # (name, factory) added by tests or later issues
+        self.safe_state("boot")  # the very first thing: export blocked, no setpoints
+
+    # --- logging -----------------------------------------------------------------
+    def log(self, msg):
+        line = "[%d] %s" % (self.clock.now_ms(), msg)
+        self.log_lines.append(line)
+        if len(self.log_lines) > 50:
+            self.log_lines.pop(0)
+        self.out(line)
+
+    # --- the safe state ----------------------------------------------------------
+    def safe_state(self, reason):
+        """Interlock de-energised, every setpoint 0, permits withdrawn. Never raises."""
+        try:
+            self.board.set_interlock(False)
+        except Exception:  # noqa: BLE001 - nothing may stop the rest of the safe state
+            pass
+        p = self.permits
+        p.export = p.discharge = p.charge = p.island = False
+        p.limit_w = 0
+        s = self.setpoints
+        s.ev_w = s.batt_w = s.export_limit_w = 0
+        s.ev_session = False
+        self.safe_reason = reason
+
+    def on_contact(self, position):
+        """Contact edge (IRQ context): block first, judge later. No allocation."""
+        self.board.set_interlock(False)
+        self.permits.export = False
+
+    # --- services ------------------------------------------------------------------
+    async def safety_service(self):
+        period = self.cfg.get("safety_tick_ms", 50)
+        shown = None
+        while not self.stopping:
+            # Until the safety supervisor is wired in, nothing is ever permitted.
+            self.board.set_interlock(False)
+            self.sup.progress("safety")
+            state = "BLOCKED (%s)" % self.safe_reason
+            if state != shown:
+                shown = state
+                self.log("safety: %s; interlock de-energised, export blocked; setpoints 0 W"
+                         % state)
+                self.board.report("safety", state.replace(" ", "_"))
+            await asyncio.sleep_ms(period)
+
+    async def watch_stop(self, duration_ms):
+        t0 = self.clock.now_ms()
+        while not self.stopping:
+            if getattr(self.board, "stop_requested", False):
+                break
+            if duration_ms is not None and ticks_diff(self.clock.now_ms(), t0) >= duration_ms:
+                break
+            await asyncio.sleep_ms(50)
+        self.stopping = True
+
+    async def run(self, duration_ms=None):
+        loop = asyncio.get_event_loop()
+        loop.set_exception_handler(self.sup.loop_exception_handler)
+        sup = self.sup
+        sup.critical("safety", self.cfg.get("watchdog_silence_ms", 2000))
+        self.board.watchdog_start(self.cfg.get("watchdog_ms", 5000))
+        tasks = [asyncio.create_task(sup.supervise("safety", self.safety_service)),
+                 asyncio.create_task(sup.feed_watchdog(self.board, 500, self._on_stall))]
+        for coro in self.board.tasks():
+            tasks.append(asyncio.create_task(coro))
+        for name, factory in self.extra_services:
+            tasks.append(asyncio.create_task(sup.supervise(name, factory)))
+        try:
+            await self.watch_stop(duration_ms)
+        finally:
+            self.safe_state("stop")
+            for t in tasks:
+                t.cancel()
+            await asyncio.sleep_ms(0)
+
+    def _on_stall(self, name):
+        self.safe_state("stalled " + name)
+        self.log("watchdog: %s made no progress; not feeding" % name)
+
+
+def main():
+    if hasattr(sys, "platform") and sys.platform == "esp32":
+        import micropython
+
+        micropython.alloc_emergency_exception_buf(100)
+    path = os.getenv("GATEWAY_BOARD") if hasattr(os, "getenv") else None
+    path = path or _default_board_path()
+    spec = ports.load_spec(path)
+    board = ports.open_board(spec)
+    board.set_interlock(False)
+    dur = os.getenv("GATEWAY_DURATION_S") if hasattr(os, "getenv") else None
+    duration_ms = int(float(dur) * 1000) if dur else None
+    gw = Gateway(board)
+    board.contact_irq(gw.on_contact)
+    gw.log("gateway %s on board %s (%s), reset cause %s" % (
+        gateway.VERSION, board.name, spec["port"], board.reset_cause()))
+    gw.log("SAFE STATE: interlock de-energised (export blocked), charger 0 W, "
+           "inverter export limit 0 W")
+    gc.collect()
+    try:
+        asyncio.run(gw.run(duration_ms))
+    except KeyboardInterrupt:
+        gw.safe_state("ctrl-c")
+    finally:
+        gw.safe_state("exit")
+        board.close()
+    gw.log("stopped in safe state: interlock %s" % ("ON" if board.interlock_on() else "off"))
+    return 0

@@ -1,0 +1,215 @@
+# Simulated board for the MicroPython unix port (and CPython tests).
+#
+# The plant simulator (tools/gwhost) plays the hardware: it serves the charger
+# and the inverter as Modbus RTU devices on pseudo-terminals (the UARTs here),
+# and talks to this board over one loopback TCP connection, the "plant link",
+# in text lines:
+#   plant -> board   C <pos>                  transfer-switch contact (0 grid, 1 island, -1 unknown)
+#                    T <v_mv> <f_mhz> <v_ok> [<w> <var> <open>]...   analog truth per CT channel
+#                    X                        stop request (clean shutdown)
+#   board -> plant   I <0|1>                  interlock output level (1 = export permitted)
+#                    H                        watchdog feed (the plant models a reset when
+#                                             these stop: the relay drops, as on the board)
+#                    R <key> <value>          state report for the simulator's log
+# Until the link is up, and after it drops, the contact reads CONTACT_UNKNOWN
+# and the voltage reference is absent: safety holds the blocked state.
+# Settings come from the board file; string values starting with "$" are read
+# from the environment (e.g. "$GATEWAY_PLANT" = "127.0.0.1:7070").
+import os
+import socket
+
+import asyncio
+from gateway.clock import Clock
+from gateway.ports import CONTACT_UNKNOWN, BoardError
+
+
+def env_value(v):
+    """Resolve "$NAME" (optionally "$NAME|default") from the environment."""
+    if isinstance(v, str) and v.startswith("$"):
+        name, _, default = v[1:].partition("|")
+        got = os.getenv(name)
+        return got if got else (default or None)
+    return v
+
+
+class Truth:
+    """What the plant says the analog front end should see this window."""
+
+    def __init__(self, channels):
+        self.t_ms = 0
+        self.v_mv = 0
+        self.f_mhz = 50000
+        self.v_present = False
+        self.ch_w = [0] * channels
+        self.ch_var = [0] * channels
+        self.ch_open = [False] * channels
+
+
+class SimBoard:
+    def __init__(self, spec):
+        self.spec = spec
+        self.name = spec.get("name", "sim")
+        off = env_value(spec.get("clock_offset_ms", 0))
+        self.clock = Clock(offset_ms=int(off or 0))
+        self.storage = env_value(spec.get("storage", "")) or ""
+        analog = spec.get("analog") or {}
+        self.truth = Truth(len(analog.get("channels", ())) or 2)
+        self.analog = None
+        if analog:
+            try:
+                from gateway.ports.sim_analog import SimAnalog
+            except ImportError:
+                SimAnalog = None
+            if SimAnalog is not None:
+                self.analog = SimAnalog(self.truth, analog)
+        self._contact = CONTACT_UNKNOWN
+        self._irq = None
+        self._interlock = False
+        self._sock = None
+        self._last_feed = 0
+        self._wd_ms = 0
+        self.stop_requested = False
+        self.link_up = False
+        self._msg_i = (b"I 0\n", b"I 1\n")
+        self._uarts = {}
+
+    # --- outputs -------------------------------------------------------------
+    def set_interlock(self, on):
+        on = bool(on)
+        self._interlock = on
+        self._send(self._msg_i[1 if on else 0])
+
+    def interlock_on(self):
+        return self._interlock
+
+    def led(self, on):
+        pass
+
+    # --- inputs --------------------------------------------------------------
+    def contact(self):
+        return self._contact
+
+    def contact_irq(self, handler):
+        self._irq = handler
+
+    def uart(self, name):
+        if name not in self._uarts:
+            cfg = (self.spec.get("uarts") or {}).get(name)
+            if cfg is None:
+                raise BoardError("board file has no uart %r" % name)
+            path = env_value(cfg.get("device"))
+            if not path:
+                raise BoardError("uart %r: no device path (set it in the board file or env)" % name)
+            from gateway.ports.sim_uart import SimUart
+
+            self._uarts[name] = SimUart(path, cfg.get("baud", 9600), cfg.get("parity", "E"),
+                                        cfg.get("stop", 1))
+        return self._uarts[name]
+
+    # --- supervision -----------------------------------------------------------
+    def watchdog_start(self, timeout_ms):
+        self._wd_ms = timeout_ms
+        self._send(b"W %d\n" % timeout_ms)
+
+    def watchdog_feed(self):
+        self._send(b"H\n")
+
+    def reset_cause(self):
+        return os.getenv("GATEWAY_RESET_CAUSE") or "power"
+
+    def report(self, key, value):
+        if self._sock is not None:
+            self._send(("R %s %s\n" % (key, value)).encode())
+
+    # --- plant link ------------------------------------------------------------
+    def _send(self, data):
+        s = self._sock
+        if s is None:
+            return
+        try:
+            s.send(data)
+        except OSError:
+            self._drop()
+
+    def _drop(self):
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+        self._sock = None
+        self.link_up = False
+        self.truth.v_present = False
+        self._set_contact(CONTACT_UNKNOWN)
+
+    def _set_contact(self, pos):
+        if pos != self._contact:
+            self._contact = pos
+            if self._irq is not None:
+                self._irq(pos)
+
+    def _parse(self, line):
+        parts = line.split()
+        if not parts:
+            return
+        kind = parts[0]
+        if kind == b"C":
+            self._set_contact(int(parts[1]))
+        elif kind == b"T":
+            t = self.truth
+            t.v_mv = int(parts[1])
+            t.f_mhz = int(parts[2])
+            t.v_present = parts[3] == b"1"
+            i = 4
+            ch = 0
+            while i + 2 < len(parts) and ch < len(t.ch_w):
+                t.ch_w[ch] = int(parts[i])
+                t.ch_var[ch] = int(parts[i + 1])
+                t.ch_open[ch] = parts[i + 2] == b"1"
+                i += 3
+                ch += 1
+            t.t_ms = self.clock.now_ms()
+        elif kind == b"X":
+            self.stop_requested = True
+
+    async def _link(self, host, port):
+        while True:
+            try:
+                ai = socket.getaddrinfo(host, port)[0][-1]
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                s.connect(ai)
+                s.setblocking(False)
+            except OSError:
+                await asyncio.sleep_ms(200)
+                continue
+            self._sock = s
+            self.link_up = True
+            self._send(self._msg_i[1 if self._interlock else 0])
+            if self._wd_ms:
+                self._send(b"W %d\n" % self._wd_ms)
+            reader = asyncio.StreamReader(s)
+            try:
+                while True:
+                    line = await reader.readline()
+                    if not line:
+                        break
+                    try:
+                        self._parse(line)
+                    except (ValueError, IndexError):
+                        pass  # a garbled line from the plant is ignored, never fatal
+            except OSError:
+                pass
+            self._drop()
+            await asyncio.sleep_ms(200)
+
+    def tasks(self):
+        addr = env_value(self.spec.get("plant"))
+        if not addr:
+            return []
+        host, _, port = addr.rpartition(":")
+        return [self._link(host or "127.0.0.1", int(port))]
+
+    def close(self):
+        self._drop()
+        for u in self._uarts.values():
+            u.close()

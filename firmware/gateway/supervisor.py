@@ -1,0 +1,70 @@
+# Task supervision: every service runs under `supervise`, which turns any
+# unhandled exception into the safe state (interlock de-energised, setpoints 0,
+# safety latched blocked) before it restarts the service after a pause. The
+# asyncio loop's own exception handler does the same for stray tasks. The
+# hardware watchdog is fed only while every critical task reports progress.
+import sys
+
+import asyncio
+from gateway.clock import ticks_diff
+
+
+class Supervisor:
+    def __init__(self, clock, safe_state, log):
+        self.clock = clock
+        self._safe_state = safe_state  # callable(reason_str): must not raise
+        self._log = log
+        self.failures = {}  # service name -> count
+        self._beat = {}  # critical service name -> last progress tick
+        self._limit = {}  # critical service name -> max silence, ms
+        self.last_error = ""
+
+    def fail(self, name, exc):
+        self.failures[name] = self.failures.get(name, 0) + 1
+        self.last_error = "%s: %s: %s" % (name, type(exc).__name__, exc)
+        try:
+            self._safe_state("exception in " + name)
+        finally:
+            self._log("ERROR " + self.last_error)
+            sys.print_exception(exc)
+
+    async def supervise(self, name, factory, restart_ms=1000):
+        """Run factory() forever; on an exception go to safe state, then restart."""
+        while True:
+            try:
+                await factory()
+                return  # a service that returns has finished its job
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - the point is to catch everything
+                self.fail(name, e)
+            await asyncio.sleep_ms(restart_ms)
+
+    def loop_exception_handler(self, loop, context):
+        exc = context.get("exception")
+        self.fail("loop", exc if exc is not None else RuntimeError(context.get("message")))
+
+    # --- watchdog ------------------------------------------------------------
+    def critical(self, name, max_silence_ms):
+        self._limit[name] = max_silence_ms
+        self._beat[name] = self.clock.now_ms()
+
+    def progress(self, name):
+        self._beat[name] = self.clock.now_ms()
+
+    def stalled(self):
+        """Name of the first critical task silent for too long, or None."""
+        now = self.clock.now_ms()
+        for name, lim in self._limit.items():
+            if ticks_diff(now, self._beat[name]) > lim:
+                return name
+        return None
+
+    async def feed_watchdog(self, board, period_ms, on_stall):
+        while True:
+            name = self.stalled()
+            if name is None:
+                board.watchdog_feed()
+            else:
+                on_stall(name)  # not fed: the board resets unless the task recovers
+            await asyncio.sleep_ms(period_ms)

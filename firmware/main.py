@@ -1,0 +1,7 @@
+# Gateway entry point: the same file boots the ESP32 and the MicroPython unix port.
+# The board (boards/*.json) decides what hardware is underneath; see gateway/app.py.
+import sys
+
+from gateway import app
+
+sys.exit(app.main())

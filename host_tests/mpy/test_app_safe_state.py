@@ -1,0 +1,55 @@
+# The gateway boots into the safe state and any exception inside a service
+# brings it back there (interlock de-energised, setpoints 0).
+import unittest
+
+import asyncio
+from gateway.app import Gateway
+from gateway.ports.sim import SimBoard
+
+
+def _board():
+    return SimBoard({"name": "test", "port": "sim"})
+
+
+class SafeState(unittest.TestCase):
+    def test_boot_is_safe(self):
+        b = _board()
+        b.set_interlock(True)  # whatever the pin did before boot
+        gw = Gateway(b, out=lambda s: None)
+        self.assertFalse(b.interlock_on())
+        self.assertFalse(gw.permits.export)
+        self.assertEqual(gw.setpoints.ev_w, 0)
+
+    def test_exception_in_service_lands_in_safe_state(self):
+        b = _board()
+        lines = []
+        gw = Gateway(b, out=lines.append)
+        seen = []
+
+        async def rogue():
+            # Pretend the gateway was exporting, then fail.
+            b.set_interlock(True)
+            gw.setpoints.ev_w = -3000
+            gw.permits.discharge = True
+            await asyncio.sleep_ms(20)
+            seen.append(b.interlock_on())
+            raise ValueError("bad register value")
+
+        gw.extra_services.append(("rogue", rogue))
+        asyncio.run(gw.run(300))
+        self.assertTrue(seen and seen[0], "the rogue service never ran")
+        self.assertFalse(b.interlock_on())
+        self.assertEqual(gw.setpoints.ev_w, 0)
+        self.assertFalse(gw.permits.discharge)
+        self.assertTrue(gw.sup.failures.get("rogue", 0) >= 1)
+        self.assertTrue(any("ValueError" in ln for ln in lines), "failure not logged")
+
+    def test_contact_edge_blocks_at_once(self):
+        b = _board()
+        gw = Gateway(b, out=lambda s: None)
+        b.contact_irq(gw.on_contact)
+        b.set_interlock(True)
+        gw.permits.export = True
+        b._set_contact(1)  # the transfer switch moves: the IRQ path runs
+        self.assertFalse(b.interlock_on())
+        self.assertFalse(gw.permits.export)
