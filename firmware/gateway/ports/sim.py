@@ -72,6 +72,7 @@ class SimBoard:
         self.link_up = False
         self._msg_i = (b"I 0\n", b"I 1\n")
         self._uarts = {}
+        self._reports = {}
 
     # --- outputs -------------------------------------------------------------
     def set_interlock(self, on):
@@ -118,8 +119,9 @@ class SimBoard:
         return os.getenv("GATEWAY_RESET_CAUSE") or "power"
 
     def report(self, key, value):
-        if self._sock is not None:
-            self._send(("R %s %s\n" % (key, value)).encode())
+        msg = ("R %s %s\n" % (key, value)).encode()
+        self._reports[key] = msg  # replayed when the link (re)connects
+        self._send(msg)
 
     # --- plant link ------------------------------------------------------------
     def _send(self, data):
@@ -187,6 +189,8 @@ class SimBoard:
             self._send(self._msg_i[1 if self._interlock else 0])
             if self._wd_ms:
                 self._send(b"W %d\n" % self._wd_ms)
+            for msg in self._reports.values():
+                self._send(msg)
             reader = asyncio.StreamReader(s)
             try:
                 while True:
