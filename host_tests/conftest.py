@@ -35,6 +35,11 @@ def _micropython_runtime_shims():
         time.sleep_ms = lambda ms: time.sleep(ms / 1000)
     if not hasattr(asyncio, "sleep_ms"):
         asyncio.sleep_ms = lambda ms: asyncio.sleep(ms / 1000)
+    import gc
+
+    if not hasattr(gc, "mem_alloc"):
+        gc.mem_alloc = lambda: 0
+        gc.mem_free = lambda: 0
     if not hasattr(sys, "print_exception"):
         sys.print_exception = lambda e, f=None: traceback.print_exception(e, file=f)
 

@@ -38,6 +38,8 @@ class Gateway:
         self.permits = Permits()
         self.setpoints = Setpoints()
         self.stopping = False
+        self.loop_lag_ms_max = 0
+        self.heap_peak_bytes = 0
         self.log_lines = []
         self.sup = Supervisor(self.clock, self.safe_state, self.log)
         self.extra_services = []  # (name, factory) added by tests or later issues
@@ -87,6 +89,33 @@ class Gateway:
                 self.board.report("safety", state.replace(" ", "_"))
             await asyncio.sleep_ms(period)
 
+    async def monitor(self, period_ms=10):
+        """Event-loop lag (how late a 10 ms sleep wakes) and heap high-water mark,
+        reported to the board once a second (the simulator logs them)."""
+        clock = self.clock
+        last_report = clock.now_ms()
+        while True:
+            t0 = clock.now_ms()
+            await asyncio.sleep_ms(period_ms)
+            now = clock.now_ms()
+            lag = ticks_diff(now, t0) - period_ms
+            self.loop_lag_ms_max = max(self.loop_lag_ms_max, lag)
+            used = gc.mem_alloc()
+            self.heap_peak_bytes = max(self.heap_peak_bytes, used)
+            if ticks_diff(now, last_report) >= 1000:
+                last_report = now
+                self.board.report("stats", self.stats_line())
+
+    def stats_line(self):
+        return "lag_ms=%d heap_peak=%d exceptions=%d" % (
+            self.loop_lag_ms_max, self.heap_peak_bytes, self.exceptions())
+
+    def exceptions(self):
+        n = 0
+        for v in self.sup.failures.values():
+            n += v
+        return n
+
     async def watch_stop(self, duration_ms):
         t0 = self.clock.now_ms()
         while not self.stopping:
@@ -104,7 +133,8 @@ class Gateway:
         sup.critical("safety", self.cfg.get("watchdog_silence_ms", 2000))
         self.board.watchdog_start(self.cfg.get("watchdog_ms", 5000))
         tasks = [asyncio.create_task(sup.supervise("safety", self.safety_service)),
-                 asyncio.create_task(sup.feed_watchdog(self.board, 500, self._on_stall))]
+                 asyncio.create_task(sup.feed_watchdog(self.board, 500, self._on_stall)),
+                 asyncio.create_task(sup.supervise("monitor", self.monitor))]
         for coro in self.board.tasks():
             tasks.append(asyncio.create_task(coro))
         for name, factory in self.extra_services:
@@ -113,6 +143,7 @@ class Gateway:
             await self.watch_stop(duration_ms)
         finally:
             self.safe_state("stop")
+            self.board.report("stats", self.stats_line())
             for t in tasks:
                 t.cancel()
             await asyncio.sleep_ms(0)
