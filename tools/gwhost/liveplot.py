@@ -4,9 +4,9 @@ The trace is a list of dicts at about 1 s with keys t_s, pv_w, load_w, ev_w,
 grid_w, ev_soc_pct, grid_up, switch_island, interlock, safety.
 """
 
-import matplotlib
+import matplotlib as mpl
 
-matplotlib.use("Agg")
+mpl.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 
 SAFETY_ORDER = ["NORMAL", "RECONNECT_WAIT", "ISLAND_BACKUP", "GRID_LOST_BLOCKED", "FAULT",
@@ -69,15 +69,15 @@ def _shade_outages(ax, trace):
 
 
 def report(metrics, trace, path, scenario_name):
-    lines = ["# Live run: %s" % scenario_name, "",
-             "The unmodified firmware on the MicroPython unix port, the plant serving the "
-             "charger and the inverter over Modbus RTU on pseudo-terminals, MQTT on loopback.",
-             "", "| metric | value |", "| --- | --- |"]
+    intro = ("The unmodified firmware on the MicroPython unix port, the plant serving the "
+             "charger and the inverter over Modbus RTU on pseudo-terminals, MQTT on loopback.")
+    lines = ["# Live run: %s" % scenario_name, "", intro, "", "| metric | value |",
+             "| --- | --- |"]
     lines += ["| %s | %s |" % (k, v) for k, v in metrics.items() if not isinstance(v, (list, dict))]
-    outages = [e for e in metrics.get("events", [])]
+    outages = list(metrics.get("events", []))
     if outages:
-        lines += ["", "## Grid events", "", "| t [s] | type | switch | block latency [ms] "
-                  "| Modbus stop latency [ms] |", "| --- | --- | --- | --- | --- |"]
+        head = "| t [s] | type | switch | block latency [ms] | Modbus stop latency [ms] |"
+        lines += ["", "## Grid events", "", head, "| --- | --- | --- | --- | --- |"]
         for e in outages:
             lines.append("| %s | %s | %s | %s | %s |" % (
                 e.get("t_s"), e.get("type"), e.get("switch", "-"),
