@@ -107,7 +107,8 @@ def _check(key, v):
 def _below(c, a, b, what, strict=True):
     # a < b (strict) or a <= b: a window bound may sit on its trip threshold
     if c[a] > c[b] or (strict and c[a] == c[b]):
-        raise _err(b, "%s: must be %s %s" % (what, "above" if strict else "at least", a))
+        raise _err(b, "%d must be %s %s (%d): %s" % (
+            c[b], "above" if strict else "at least", a, c[a], what))
 
 
 def validate(cfg=None):
