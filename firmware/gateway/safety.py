@@ -67,6 +67,7 @@ REASON_CHARGER_OFFLINE = const(22)  # offline or its data older than device_stal
 REASON_CHARGER_GRID = const(23)  # Charger.grid_ok False
 REASON_INVERTER_OFFLINE = const(24)
 REASON_INVERTER_GRID = const(25)
+REASON_TICK_GAP = const(26)  # no tick for tick_gap_ms (or time ran backwards): unobserved
 REASON_FAULT_STOP = const(30)  # devices did not confirm the stop within stop_confirm_ms
 REASON_FAULT_CONFIG = const(31)  # invalid settings: defaults loaded, latched for good
 REASON_FAULT_EXCEPTION = const(32)  # for enter_fault(): unhandled exception
@@ -78,6 +79,7 @@ REASON_NAMES = {
     14: "voltage_lost", 15: "undervoltage", 16: "overvoltage", 17: "underfrequency",
     18: "overfrequency", 19: "rocof", 20: "voltage_window", 21: "frequency_window",
     22: "charger_offline", 23: "charger_grid", 24: "inverter_offline", 25: "inverter_grid",
+    26: "tick_gap",
     30: "stop_timeout", 31: "config", 32: "exception", 33: "watchdog", 34: "task_stalled",
 }
 
@@ -222,14 +224,17 @@ class Safety:
         Fills the Permits record and interlock_on / stop_needed; returns the state.
         """
         seq = self._edge_seq
+        gap = False
         if self._first:
             self._first = False
             dt = 0
         else:
             dt = ticks_diff(now_ms, self._last_ms)
-            if dt < 0 or dt > self._gap_ms:  # unobserved time: the delay restarts
+            if dt < 0 or dt > self._gap_ms:
+                # nobody watched (a stalled task, a clock jump): the grid may have gone
+                # and come back unseen, so this counts like an unsafe sample
+                gap = True
                 self.n_gaps = (self.n_gaps + 1) & _SEQ
-                self._ok = False
                 dt = 0 if dt < 0 else self._gap_ms
         self._last_ms = now_ms
         if not self._stop_t_set:
@@ -243,7 +248,7 @@ class Safety:
             self._c_level = self._irq_level
             self._c_t = self._irq_t
         pos = _position(contact)
-        if pos != self._c_level or not self._c_known:
+        if pos != self._c_level or not self._c_known or gap:
             self._c_level = pos
             self._c_t = now_ms
             self._c_known = True
@@ -251,6 +256,9 @@ class Safety:
         if c_stable:
             self._c_t = ticks_add(now_ms, -self._c_stable_ms)  # saturate
         self._judge(now_ms, dt, pos != CONTACT_GRID or edge, c_stable)
+        if gap:
+            self._blk = REASON_TICK_GAP
+            self._hold = REASON_TICK_GAP
         self._escalate(now_ms)
         self._step(now_ms, pos == CONTACT_ISLAND and c_stable and not edge)
         self._apply()
@@ -358,7 +366,8 @@ class Safety:
             if island_ok and self._backup:
                 self.reason = REASON_ISLAND
             else:
-                self._block(now, REASON_CONTACT)
+                self._block(now, REASON_TICK_GAP if self._blk == REASON_TICK_GAP
+                            else REASON_CONTACT)
             return
         # blocked: BOOT, GRID_LOST_BLOCKED, RECONNECT_WAIT (or just out of FAULT)
         if island_ok and self._backup and not self.stop_needed:

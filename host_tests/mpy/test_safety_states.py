@@ -16,6 +16,7 @@ from gateway.safety import (
     REASON_OK,
     REASON_RAMP,
     REASON_STOP_PENDING,
+    REASON_TICK_GAP,
     REASON_WAIT,
     STATE_BOOT,
     STATE_FAULT,
@@ -95,8 +96,22 @@ class Release(unittest.TestCase):
         gaps = r.s.n_gaps
         r.step(FAST["tick_gap_ms"] + 1)  # nobody watched for over a second
         self.assertEqual(r.s.n_gaps, gaps + 1)
-        self.assertEqual(r.s.state, STATE_BOOT)
-        self.assertEqual(r.until(STATE_NORMAL, 3 * D), D)  # counted from the gap's tick
+        self.assertEqual(r.p.reason, REASON_TICK_GAP)
+        # unobserved time counts as unsafe: contact window, then the whole delay again
+        self.assertEqual(r.until(STATE_NORMAL, 3 * D), FAST["contact_stable_ms"] + D)
+
+    def test_tick_gap_blocks_a_permitting_state(self):
+        r = Rig().to_normal()
+        r.step(FAST["tick_gap_ms"] + 1)
+        self.assertEqual(r.s.state, STATE_GRID_LOST_BLOCKED)
+        self.assertTrue(nothing_permitted(r))
+        r = Rig().to_normal()
+        r.contact = CONTACT_ISLAND
+        r.until(STATE_ISLAND_BACKUP, 2000)
+        r.step(-5)  # time ran backwards: a clock fault
+        self.assertEqual(r.p.reason, REASON_TICK_GAP)
+        self.assertFalse(r.p.discharge)
+        self.assertEqual(r.until(STATE_ISLAND_BACKUP, 2000), FAST["contact_stable_ms"])
 
     def test_release_waits_for_the_stop_confirmation(self):
         r = Rig()
