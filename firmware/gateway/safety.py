@@ -496,14 +496,20 @@ class Safety:
         self._blank()
 
     def clear_fault(self, now_ms):
-        """Leave a FAULT set by enter_fault(); True if left. The full delay follows.
+        """Clear a FAULT set by enter_fault(); True if cleared. The full delay follows.
 
         Refused for config faults (fix the file, restart) and for stop timeouts
-        (they clear themselves once the devices confirm the stop).
+        (they clear themselves once the devices confirm the stop). While a stop is
+        overdue the cleared fault becomes a stop-timeout FAULT (still True).
         """
         r = self.fault_reason
         if self.state != STATE_FAULT or r == REASON_FAULT_CONFIG or r == REASON_FAULT_STOP:
             return False
+        if self.escalated:
+            self.fault_reason = REASON_FAULT_STOP
+            self.reason = REASON_FAULT_STOP
+            self._blank()
+            return True
         self.fault_reason = 0
         self._ok = False
         self.state = STATE_GRID_LOST_BLOCKED if self._released else STATE_BOOT

@@ -128,11 +128,11 @@ def outputs(s):
             s.stop_seq, s.evidence]
 
 
-def drive(rig, steps, on_tick=None, on_edge=None):
+def drive(rig, steps, on_tick=None, on_edge=None, keep=True):
     """Run `steps`; returns one outputs() row per tick (and per edge event).
 
     on_tick(rig, step, row) / on_edge(rig, position, row) let a checker look at
-    each tick's inputs and outputs as they happen.
+    each tick's inputs and outputs as they happen. keep=False keeps no rows.
     """
     rows = []
     s = rig.s
@@ -148,7 +148,8 @@ def drive(rig, steps, on_tick=None, on_edge=None):
         if edge != NO_EDGE:
             s.contact_edge(rig.t, edge)
             row = outputs(s)
-            rows.append(row)
+            if keep:
+                rows.append(row)
             if on_edge is not None:
                 on_edge(rig, edge, row)
         if fault == 1:
@@ -164,7 +165,8 @@ def drive(rig, steps, on_tick=None, on_edge=None):
             elif conf == 2 and s.stop_needed:
                 s.stop_confirmed(rig.t, s._stop_seq0 - 1)
             row = outputs(s)
-            rows.append(row)
+            if keep:
+                rows.append(row)
             if on_tick is not None:
                 on_tick(rig, st, row)
     return rows

@@ -290,6 +290,21 @@ class Faults(unittest.TestCase):
         self.assertEqual(r.p.reason, REASON_FAULT_STOP)
         self.assertFalse(r.s.clear_fault(r.t))  # clears only by the devices confirming
 
+    def test_clearing_a_fault_with_an_overdue_stop(self):
+        r = Rig().to_normal()
+        r.confirm = False
+        r.s.enter_fault(REASON_FAULT_EXCEPTION, r.t)
+        r.run(1000)
+        self.assertTrue(r.s.escalated)
+        self.assertTrue(r.s.clear_fault(r.t))  # the exception is cleared ...
+        self.assertEqual(r.s.state, STATE_FAULT)  # ... but the devices never stopped
+        self.assertEqual(r.p.reason, REASON_FAULT_STOP)
+        r.step()
+        self.assertEqual(r.s.state, STATE_FAULT)
+        r.s.stop_confirmed(r.t, r.s.stop_seq)
+        r.step()
+        self.assertEqual(r.s.state, STATE_RECONNECT_WAIT)  # out, through the full delay
+
     def test_enter_fault_without_a_time(self):
         r = Rig().to_normal()
         r.confirm = False
