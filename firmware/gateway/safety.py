@@ -183,7 +183,6 @@ class Safety:
         self._hold = 0  # reason that holds the release now (0: none)
         self._c_level = CONTACT_UNKNOWN  # contact position ...
         self._c_t = 0  # since when at this level
-        self._c_known = False
         self._irq_level = CONTACT_UNKNOWN
         self._irq_t = 0
         self._edge_seq = 0
@@ -225,7 +224,8 @@ class Safety:
         """
         seq = self._edge_seq
         gap = False
-        if self._first:
+        first = self._first
+        if first:
             self._first = False
             dt = 0
         else:
@@ -248,10 +248,9 @@ class Safety:
             self._c_level = self._irq_level
             self._c_t = self._irq_t
         pos = _position(contact)
-        if pos != self._c_level or not self._c_known or gap:
+        if pos != self._c_level or first or gap:  # the stable window starts here
             self._c_level = pos
             self._c_t = now_ms
-            self._c_known = True
         c_stable = ticks_diff(now_ms, self._c_t) >= self._c_stable_ms
         if c_stable:
             self._c_t = ticks_add(now_ms, -self._c_stable_ms)  # saturate
@@ -434,6 +433,9 @@ class Safety:
     def _apply(self):
         p = self.permits
         st = self.state
+        if st != STATE_NORMAL and st != STATE_ISLAND_BACKUP:
+            self._blank()
+            return
         p.state = st
         p.reason = self.reason
         if st == STATE_NORMAL:
@@ -442,15 +444,12 @@ class Safety:
             p.charge = True
             p.island = False
             p.limit_w = self.limit_w
-        elif st == STATE_ISLAND_BACKUP:
+        else:
             p.export = False  # the grid side stays blocked throughout
             p.discharge = True
             p.charge = False
             p.island = True
             p.limit_w = self._limit_max_w
-        else:
-            self._blank()
-            return
         self.interlock_on = p.export
 
     def _blank(self):
