@@ -89,15 +89,15 @@ class House:
         s.ev_plugged = bool(p.ev_plugged)
         s.ev_soc_pct = int(p.ev_soc_reported()) if callable(getattr(p, "ev_soc_reported", None)) \
             else int(p.ev_soc_pct)
-        s.ev_power_w = int(round(p.ev_reported_w))
+        s.ev_power_w = round(p.ev_reported_w)
         s.grid_ok = bool(p.grid_up)
-        s.pv_w = int(round(p.pv_w - p.curtailed_w))
-        s.house_w = int(round(p.load_w))
-        s.batt_w = int(round(p.batt_w))
-        s.inv_ac_w = int(round(p.pv_w - p.curtailed_w - p.batt_w))
+        s.pv_w = round(p.pv_w - p.curtailed_w)
+        s.house_w = round(p.load_w)
+        s.batt_w = round(p.batt_w)
+        s.inv_ac_w = round(p.pv_w - p.curtailed_w - p.batt_w)
 
     def advance_to(self, rel):
-        dt_ms = int(round((rel - self.rel) * 1000))
+        dt_ms = round((rel - self.rel) * 1000)
         p, s = self.plant, self.state
         p.set_ev_session(bool(s.ev_session))
         p.set_ev_setpoint(s.ev_setpoint_w if s.ev_session else 0)
