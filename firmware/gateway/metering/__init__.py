@@ -21,6 +21,6 @@ FLAG_NO_ZC = const(8)  # no whole half-cycle within the window timeout
 FLAG_FREQ_RANGE = const(16)  # frequency outside 40..70 Hz (or the IC's thresholds)
 FLAG_HOUSE_FAULT = const(32)  # a house/aux CT open or clipped: house_w unreliable
 FLAG_IC_FAULT = const(64)  # metering IC: SPI/config readback or config digest mismatch
-FLAG_UNBALANCED = const(128)  # only one half-cycle polarity in the window (informational)
+FLAG_UNBALANCED = const(128)  # only one half-cycle polarity: DC residuals not measurable
 
-INVALID = const(1 | 2 | 4 | 8 | 16 | 64)
+INVALID = const(1 | 2 | 4 | 8 | 16 | 64 | 128)

@@ -103,6 +103,10 @@ class AdcMeter:
         if h_ns + 2 * self._lead_ns > self._hold_ns:
             raise ConfigError("analog.max_hold_ms: shorter than a half-cycle + 2 * lead_us")
         self.locked = False
+        self._wake_set = False
+        self._wake_us = 0
+        self._late_us = 0  # learned lateness of asyncio wake-ups
+        self._asym = 0  # positive half-cycle minus the mean half-cycle, ns
         self.ref_us = 0
         self.ref_typ = 0
         self._miss = 0
@@ -148,25 +152,53 @@ class AdcMeter:
         return (self.nh[0] > 0 and self.nh[1] > 0) or self._novolt > 0
 
     def plan(self, now_us):
-        """us to wait before capturing self.n_plan samples (>= 1000: sleep, plan again)."""
+        """us to sleep before planning again (a multiple of 1000), or 0: capture
+        self.n_plan samples now. Sleeps end early by the learned wake-up lateness (other
+        asyncio tasks delay a wake-up); what is left before the crossing is captured."""
+        if self._wake_set:
+            self._wake_set = False
+            late = ticks_diff(now_us, self._wake_us)
+            if 0 <= late < 20000:
+                est = self._late_us
+                self._late_us = late if late > est else (est * 7 + late) >> 3
         dt = self.dt_ns
         if self.locked:
             h = self.h_ns
             e = ticks_diff(now_us, self.ref_us)
             if 0 <= e < 400000:
                 e *= 1000
-                want = 1 if self.nh[0] <= self.nh[1] else 0  # 1: start on a rising crossing
-                j = (e + self._lead_ns) // h + 1
-                if (self.ref_typ if j & 1 == 0 else 1 - self.ref_typ) != want:
+                lead = self._lead_ns
+                a = self._asym
+                # Crossing j after the reference: whole periods plus, for odd j, the half
+                # that follows the reference. Halves are unequal while a DC residual or even
+                # harmonics shift the crossings: positive lasts h + a, negative h - a.
+                p0 = 0 if self.ref_typ == 1 else 1  # polarity of the half after ref
+                h0 = h + a if p0 == 0 else h - a
+                d = self.nh[0] - self.nh[1]
+                want = -1
+                if d > 1 or d < -1:  # the polarity the window lacks (a lead of 1 is free:
+                    want = 1 if d > 1 else 0  # every other half-cycle has the same one)
+                j = (e + lead) // h - 1
+                if j < 1:
+                    j = 1
+                while True:
+                    t = (j >> 1) * 2 * h + (h0 if j & 1 else 0)
+                    pj = p0 if j & 1 == 0 else 1 - p0
+                    if t > e + lead and (want < 0 or pj == want):
+                        break
                     j += 1
-                wait = j * h - self._lead_ns - e
-                if wait >= 1000000:
-                    return wait // 1000
+                wait = t - lead - e
+                early = self._late_us * 1000 + 300000
+                if wait >= 1000000 + early:
+                    ms = (wait - early) // 1000000
+                    self._wake_us = ticks_add(now_us, ms * 1000)
+                    self._wake_set = True
+                    return ms * 1000
                 # The end crossing must lie 3 samples before the chunk's end (interpolation
-                # neighbours); h/64 covers a frequency step within the window.
-                n = (wait + self._lead_ns + h + (h >> 6)) // dt + 4
-                lim = self._hold_ns // dt
-                self.n_plan = min(n, lim, self.n_buf)
+                # neighbours); h/32 covers a frequency step within the window.
+                hj = h + a if pj == 0 else h - a
+                n = (wait + lead + hj + (h >> 5)) // dt + 4
+                self.n_plan = min(n, self._hold_ns // dt, self.n_buf)
                 return 0
             self.locked = False
         self.n_plan = min(self._hold_ns // dt, self.n_buf)
@@ -252,8 +284,12 @@ class AdcMeter:
             return 0  # not a half-cycle (noise, frequency step): ignore
         self._hs += hd
         self._hn += 1
-        self.h_ns = (self.h_ns * 3 + hd) >> 2
         pol = 0 if typ == 1 else 1
+        # Learn the half-cycle asymmetry (positive lasts h + asym) and the half period.
+        a = hd - self.h_ns if pol == 0 else self.h_ns - hd
+        self._asym = (self._asym * 3 + a) >> 2
+        a = self._asym
+        self.h_ns = (self.h_ns * 3 + (hd - a if pol == 0 else hd + a)) >> 2
         self.nh[pol] += 1
         nf = (pa + 383) >> 8  # first sample fully inside: ceil((pa + 128) / 256)
         nl = (pb - 128) >> 8  # last sample fully inside

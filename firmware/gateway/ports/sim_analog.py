@@ -174,8 +174,10 @@ class SimAnalog:
             off = s["i_offset_uv"] if c % 2 == 0 else -s["i_offset_uv"]
             p[0] = ch["bias_uv"] + off
             f1 = int((-phi / (2 * math.pi)) % 1.0 * q32) % q32
-            f3 = int((-3 * phi - th3) / (2 * math.pi) % 1.0 * q32) % q32
-            f5 = int((-5 * phi - th5) / (2 * math.pi) % 1.0 * q32) % q32
+            # Harmonic currents lag their voltage harmonic by th3 / th5 (that is what `hh`
+            # assumes), whatever the fundamental's angle.
+            f3 = int((-th3 / (2 * math.pi)) % 1.0 * q32) % q32
+            f5 = int((-th5 / (2 * math.pi)) % 1.0 * q32) % q32
             p[1:7] = [int(amp), int(amp * r3), int(amp * r5), f1, f3, f5]
             p[7:11] = [s["noise_uv"], s["lsb_uv"], lo, hi]
             if truth.ch_open[c]:

@@ -12,7 +12,9 @@ import math
 
 import micropython
 
-TAB = array.array("h", [round(32767 * math.sin(2 * math.pi * i / 1024)) for i in range(1025)])
+TAB = array.array("h", bytes(2 * 1025))  # filled in place: no 1025-element list on the heap
+for _i in range(1025):
+    TAB[_i] = round(32767 * math.sin(2 * math.pi * _i / 1024))
 
 # par[] layout
 P_BIAS = 0  # uV
