@@ -178,9 +178,7 @@ class AdcMeter:
                 want = -1
                 if d > 1 or d < -1:  # the polarity the window lacks (a lead of 1 is free:
                     want = 1 if d > 1 else 0  # every other half-cycle has the same one)
-                j = (e + lead) // h - 1
-                if j < 1:
-                    j = 1
+                j = max((e + lead) // h - 1, 1)
                 while True:
                     t = (j >> 1) * 2 * h + (h0 if j & 1 else 0)
                     pj = p0 if j & 1 == 0 else 1 - p0
