@@ -270,7 +270,7 @@ class AdcMeter:
         ctl = self._ctl
         bx = self._amax[0]
         by = self._amax[ch]
-        ctl[0] = k
+        ctl[0] = k + 256
         ctl[1] = 2 * by - 21 if by > 10 else 0
         ctl[2] = bx + by - 21 if bx + by > 21 else 0
 

@@ -16,8 +16,9 @@
 # ruff: noqa: PLR1730 - min()/max() are calls on objects (slow, and not viper ints): keep ifs
 import micropython
 
-# ctl[] layout for acc(): voltage shift for this channel (Q8 samples, -256..256), shift for
-# y*y, shift for x*y.
+# ctl[] layout for acc(): 256 + the voltage shift for this channel (Q8 samples, -256..256;
+# stored offset by 256 because a viper ptr32 load is unsigned on 64-bit hosts), the shift for
+# y*y and the shift for x*y.
 CTL_K = 0
 CTL_SYY = 1
 CTL_SXY = 2
@@ -26,10 +27,10 @@ CTL_SXY = 2
 def _acc_py(v, c, n0, n1, ov, oc, ctl, out):
     """Sums over samples n0..n1-1 of one current channel `c` against the voltage `v`.
 
-    y = c[n] - oc; xs = voltage at n + k/256 samples (linear interpolation) - ov.
+    y = c[n] - oc; xs = voltage at n + k/256 samples (k = ctl[0] - 256) (linear interpolation) - ov.
     out[0] = sum(y); out[1] = sum(round(y*y >> syy)); out[2] = sum(round(xs*y >> sxy)).
     """
-    k = ctl[0]
+    k = ctl[0] - 256
     syy = ctl[1]
     sxy = ctl[2]
     ryy = (1 << syy) >> 1
@@ -124,7 +125,7 @@ try:
         pc = ptr16(c)  # noqa: F821
         pk = ptr32(ctl)  # noqa: F821
         po = ptr32(out)  # noqa: F821
-        k = int(pk[0])
+        k = int(pk[0]) - 256
         syy = int(pk[1])
         sxy = int(pk[2])
         ryy = (1 << syy) >> 1

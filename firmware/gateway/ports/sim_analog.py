@@ -37,6 +37,7 @@ SIM_SCHEMA = {
     "v_offset_uv": (0, -500000, 500000),  # DC error of the voltage input vs its bias
     "i_offset_uv": (0, -500000, 500000),  # DC error of each CT input (alternating sign)
     "skew_us": (40, 0, 500),  # delay between successive channel reads
+    "i_delay_us": (0, -1000, 1000),  # CT phase error as a delay of the current (+ lags)
     "v_h3_pct": (1, 0, 30),
     "v_h5_pct": (2, 0, 30),
     "i_h3_pct": (0, 0, 60),
@@ -202,7 +203,8 @@ class SimAnalog:
         dt = period_us * 1000
         dth = inc * dt
         for c in range(self.n_channels):
-            th0 = (ph + inc * c * self.skew_ns) & (_Q44 - 1)
+            d = c * self.skew_ns - (self.sim["i_delay_us"] * 1000 if c else 0)
+            th0 = (ph + inc * d) & (_Q44 - 1)
             self._synth(bufs[c], n, th0, dth, self._par[c], sim_synth.TAB, self._st)
         self.t0_us = (t // 1000) & _MASK30
         self.dt_ns = dt
