@@ -49,7 +49,7 @@ class Fixed(unittest.TestCase):
 
 class Kernels(unittest.TestCase):
     def test_plain_kernels_on_known_data(self):
-        acc, zc, rng, lin = kernel.PLAIN
+        acc, zc, rng, _ = kernel.PLAIN
         v = array.array("H", [1000, 900, 1100, 1300, 1200])
         out = array.array("i", [0, 0, 0])
         ctl = array.array("i", [256 + 128, 0, 0])  # voltage half a sample later
