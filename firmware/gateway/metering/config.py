@@ -33,6 +33,7 @@ CHANNEL_SCHEMA = {
     "phase_us": (0, -2000, 2000),  # extra delay of the voltage for this channel (calibration)
     "bias_uv": (1650000, 100000, 3200000),
     "invert": (False, None, None),  # CT fitted the other way round
+    "ic_input": (-1, -1, 2),  # path atm90e32: IC phase input A/B/C (-1: channel index)
 }
 
 MAX_CHANNELS = 6
