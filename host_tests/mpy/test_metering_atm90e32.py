@@ -18,136 +18,142 @@ def rig(channels=None, atm=None):
     chans = channels or [{"role": "grid", "phase": 0}, {"role": "grid", "phase": 1},
                          {"role": "grid", "phase": 2}]
     cfg = config.validate({"path": "atm90e32", "channels": chans, "atm90e32": atm or {}})
-    t = Truth(3)
-    peer = SimAtm90e32(t)
-    drv = Atm90e32(peer.spi, peer.cs, cfg)
-    return t, peer, drv, Meter()
+    r = Rig()
+    r.t = Truth(3)
+    r.peer = SimAtm90e32(r.t)
+    r.drv = Atm90e32(r.peer.spi, r.peer.cs, cfg)
+    r.m = Meter()
+    return r
+
+
+class Rig:
+    """truth, the simulated IC, the driver, the Meter record."""
 
 
 class Atm(unittest.TestCase):
     def test_init_configures_and_verifies(self):
-        t, peer, drv, m = rig()
-        self.assertTrue(drv.init())
-        self.assertEqual(peer.regs[0x00], 1)  # metering enabled
-        self.assertEqual(peer.regs[0x61], 39470)  # UgainA
-        self.assertEqual(peer.regs[0x33] & 0x1000, 0)  # 50 Hz
-        self.assertEqual(peer.regs[0x7F], 0)  # configuration locked again
-        self.assertEqual(peer.bad_frames, 0)
+        r = rig()
+        self.assertTrue(r.drv.init())
+        self.assertEqual(r.peer.regs[0x00], 1)  # metering enabled
+        self.assertEqual(r.peer.regs[0x61], 39470)  # UgainA
+        self.assertEqual(r.peer.regs[0x33] & 0x1000, 0)  # 50 Hz
+        self.assertEqual(r.peer.regs[0x7F], 0)  # configuration locked again
+        self.assertEqual(r.peer.bad_frames, 0)
 
     def test_readings_fill_the_meter(self):
-        t, peer, drv, m = rig()
-        t.v_mv = 231000
-        t.f_mhz = 49980
-        t.ch_w[:] = [2300, -1500, 0]
-        t.ch_var[:] = [0, 866, 0]
-        drv.poll(m, 1000)
-        drv.poll(m, 1200)
-        self.assertTrue(m.valid, "flags %d" % m.flags)
-        self.assertEqual(m.v_mv, 231000)
-        self.assertEqual(m.f_mhz, 49980)
-        self.assertEqual(list(m.ph_w), [2300, -1500, 0])
-        self.assertEqual(m.grid_w, 800)
-        self.assertEqual(m.ph_ma[0], 9957)
-        self.assertEqual(drv.ch_pf_pm[1], -866)
-        self.assertEqual(m.seq, 2)
-        self.assertEqual(m.t_ms, 1200)
+        r = rig()
+        r.t.v_mv = 231000
+        r.t.f_mhz = 49980
+        r.t.ch_w[:] = [2300, -1500, 0]
+        r.t.ch_var[:] = [0, 866, 0]
+        r.drv.poll(r.m, 1000)
+        r.drv.poll(r.m, 1200)
+        self.assertTrue(r.m.valid, "flags %d" % r.m.flags)
+        self.assertEqual(r.m.v_mv, 231000)
+        self.assertEqual(r.m.f_mhz, 49980)
+        self.assertEqual(list(r.m.ph_w), [2300, -1500, 0])
+        self.assertEqual(r.m.grid_w, 800)
+        self.assertEqual(r.m.ph_ma[0], 9957)
+        self.assertEqual(r.drv.ch_pf_pm[1], -866)
+        self.assertEqual(r.m.seq, 2)
+        self.assertEqual(r.m.t_ms, 1200)
 
     def test_power_register_pair_decoding(self):
-        t, peer, drv, m = rig()
-        drv.init()
+        r = rig()
+        r.drv.init()
         for w in (0, 1, -1, 21, -21, 12345, -23456, 180000, -180000):
-            raw = int(round(w / 0.00032)) & 0xFFFFFFFF
-            peer.corrupt(0xB1, raw >> 16)
-            peer.corrupt(0xC1, raw & 0xFFFF)
-            peer._seen = [t.v_mv, t.f_mhz, t.v_present, 0, 0, False, 0, 0, False, 0, 0,
+            raw = round(w / 0.00032) & 0xFFFFFFFF
+            r.peer.corrupt(0xB1, raw >> 16)
+            r.peer.corrupt(0xC1, raw & 0xFFFF)
+            r.peer._seen = [r.t.v_mv, r.t.f_mhz, r.t.v_present, 0, 0, False, 0, 0, False, 0, 0,
                           False]  # keep the peer from recomputing: test the decoder alone
-            self.assertEqual(drv.power_w(0), w)
+            self.assertEqual(r.drv.power_w(0), w)
 
     def test_house_channel_on_input_c_and_inverted_ct(self):
         chans = [{"role": "grid", "invert": True}, {"role": "house", "ic_input": 2}]
-        t, peer, drv, m = rig(chans)
-        t.ch_w[:] = [-3000, 0, 900]
-        drv.poll(m, 0)
-        self.assertEqual(m.grid_w, 3000)
-        self.assertEqual(m.house_w, 900)
+        r = rig(chans)
+        r.t.ch_w[:] = [-3000, 0, 900]
+        r.drv.poll(r.m, 0)
+        self.assertEqual(r.m.grid_w, 3000)
+        self.assertEqual(r.m.house_w, 900)
 
     def test_voltage_loss_and_frequency_flags(self):
-        t, peer, drv, m = rig()
-        t.ch_w[0] = 1000
-        drv.poll(m, 0)
-        self.assertTrue(m.valid)
-        t.v_present = False
-        drv.poll(m, 200)
-        self.assertFalse(m.valid)
-        self.assertTrue(m.flags & M.FLAG_NO_VOLTAGE)
-        t.v_present = True
-        t.f_mhz = 72000
-        drv.poll(m, 400)
-        self.assertFalse(m.valid)
-        self.assertTrue(m.flags & M.FLAG_FREQ_RANGE)
+        r = rig()
+        r.t.ch_w[0] = 1000
+        r.drv.poll(r.m, 0)
+        self.assertTrue(r.m.valid)
+        r.t.v_present = False
+        r.drv.poll(r.m, 200)
+        self.assertFalse(r.m.valid)
+        self.assertTrue(r.m.flags & M.FLAG_NO_VOLTAGE)
+        r.t.v_present = True
+        r.t.f_mhz = 72000
+        r.drv.poll(r.m, 400)
+        self.assertFalse(r.m.valid)
+        self.assertTrue(r.m.flags & M.FLAG_FREQ_RANGE)
 
     def test_overcurrent_is_clipping(self):
-        t, peer, drv, m = rig()
-        t.ch_w[0] = 16000  # 69.6 A: beyond the IC's current range
-        drv.poll(m, 0)
-        self.assertTrue(m.flags & M.FLAG_CLIPPED)
-        self.assertFalse(m.valid)
+        r = rig()
+        r.t.ch_w[0] = 16000  # 69.6 A: beyond the IC's current range
+        r.drv.poll(r.m, 0)
+        self.assertTrue(r.m.flags & M.FLAG_CLIPPED)
+        self.assertFalse(r.m.valid)
 
     def test_reset_ic_is_detected_and_reconfigured(self):
-        t, peer, drv, m = rig()
-        t.ch_w[0] = 500
-        drv.poll(m, 0)
-        drv.poll(m, 200)
-        self.assertTrue(m.valid)
-        peer.power_glitch()  # brown-out: the IC forgets its calibration
-        drv.poll(m, 400)
-        self.assertFalse(m.valid)
-        self.assertTrue(m.flags & M.FLAG_IC_FAULT)
-        self.assertEqual(peer.regs[0x61], 39470)  # re-initialised
-        drv.poll(m, 600)
-        drv.poll(m, 800)
-        self.assertTrue(m.valid, "flags %d" % m.flags)
-        self.assertEqual(drv.faults, 1)
+        r = rig()
+        r.t.ch_w[0] = 500
+        r.drv.poll(r.m, 0)
+        r.drv.poll(r.m, 200)
+        self.assertTrue(r.m.valid)
+        r.peer.power_glitch()  # brown-out: the IC forgets its calibration
+        r.drv.poll(r.m, 400)
+        self.assertFalse(r.m.valid)
+        self.assertTrue(r.m.flags & M.FLAG_IC_FAULT)
+        self.assertEqual(r.peer.regs[0x61], 39470)  # re-initialised
+        r.drv.poll(r.m, 600)
+        r.drv.poll(r.m, 800)
+        self.assertTrue(r.m.valid, "flags %d" % r.m.flags)
+        self.assertEqual(r.drv.faults, 1)
 
     def test_corrupted_calibration_is_caught_by_the_sweep(self):
-        t, peer, drv, m = rig()
-        drv.poll(m, 0)
-        peer.corrupt(0x66, 12345)  # IgainB
+        r = rig()
+        r.drv.poll(r.m, 0)
+        r.peer.corrupt(0x66, 12345)  # IgainB
         bad = 0
         for k in range(8):  # a full sweep of the configuration block
-            drv.poll(m, 200 * (k + 1))
-            bad += 1 if m.flags & M.FLAG_IC_FAULT else 0
+            r.drv.poll(r.m, 200 * (k + 1))
+            bad += 1 if r.m.flags & M.FLAG_IC_FAULT else 0
         self.assertTrue(bad >= 1)
-        self.assertEqual(peer.regs[0x66], 30000)
+        self.assertEqual(r.peer.regs[0x66], 30000)
 
     def test_dead_bus_is_a_fault(self):
-        t, peer, drv, m = rig()
-        peer.dead = True
-        drv.poll(m, 0)
-        drv.poll(m, 200)
-        self.assertFalse(m.valid)
-        self.assertTrue(m.flags & M.FLAG_IC_FAULT)
+        r = rig()
+        r.peer.dead = True
+        r.drv.poll(r.m, 0)
+        r.drv.poll(r.m, 200)
+        self.assertFalse(r.m.valid)
+        self.assertTrue(r.m.flags & M.FLAG_IC_FAULT)
 
     def test_wrong_calibration_reads_wrong(self):
-        t, peer, drv, m = rig(atm={"ugain": 39470 * 11 // 10})
-        t.ch_w[0] = 1000
-        drv.poll(m, 0)
-        self.assertEqual(m.v_mv, 253000)
-        self.assertEqual(m.grid_w, 1100)
+        r = rig(atm={"ugain": 39470 * 11 // 10})
+        r.t.ch_w[0] = 1000
+        r.drv.poll(r.m, 0)
+        self.assertEqual(r.m.v_mv, 253000)
+        self.assertEqual(r.m.grid_w, 1100)
 
     def test_write_frames_need_the_unlock_and_32_bits(self):
-        t, peer, drv, m = rig()
-        drv.write(0x61, 1234)  # locked: ignored
-        self.assertEqual(peer.regs[0x61], 0)
-        drv.write(0x7F, 0x55AA)
-        peer.cs(0)
-        peer.spi.write(bytearray([0x00, 0x61, 0x12]))  # 24 bits: not a frame
-        peer.cs(1)
-        self.assertEqual(peer.regs[0x61], 0)
-        self.assertEqual(peer.bad_frames, 1)
-        drv.write(0x61, 1234)
-        self.assertEqual(drv.read(0x61), 1234)
-        self.assertEqual(drv.read(0x78), 1234)
+        r = rig()
+        r.drv.write(0x61, 1234)  # locked: ignored
+        self.assertEqual(r.peer.regs[0x61], 0)
+        r.drv.write(0x7F, 0x55AA)
+        r.peer.cs(0)
+        r.peer.spi.write(bytearray([0x00, 0x61, 0x12]))  # 24 bits: not a frame
+        r.peer.cs(1)
+        self.assertEqual(r.peer.regs[0x61], 0)
+        self.assertEqual(r.peer.bad_frames, 1)
+        r.drv.write(0x61, 1234)
+        self.assertEqual(r.drv.read(0x61), 1234)
+        self.assertEqual(r.drv.read(0x78), 1234)
 
     def test_block_checksum_rule(self):
         # low byte: sum of bytes mod 256; high byte: XOR of bytes
@@ -164,18 +170,18 @@ class Atm(unittest.TestCase):
 
     @unittest.skipUnless(MPY, "heap_lock proves allocation on MicroPython only")
     def test_poll_allocates_nothing(self):
-        t, peer, drv, m = rig()
-        t.ch_w[:] = [1200, -300, 40]
-        drv.poll(m, 0)
-        drv.poll(m, 200)
+        r = rig()
+        r.t.ch_w[:] = [1200, -300, 40]
+        r.drv.poll(r.m, 0)
+        r.drv.poll(r.m, 200)
         micropython.heap_lock()
         try:
             for k in range(10):
-                drv.poll(m, 400 + 200 * k)
+                r.drv.poll(r.m, 400 + 200 * k)
         finally:
             micropython.heap_unlock()
-        self.assertTrue(m.valid)
-        self.assertEqual(m.grid_w, 940)
+        self.assertTrue(r.m.valid)
+        self.assertEqual(r.m.grid_w, 940)
 
     @unittest.skipUnless(MPY, "real time: asyncio on the unix port")
     def test_service_polls_the_ic(self):
@@ -184,15 +190,15 @@ class Atm(unittest.TestCase):
         from gateway.clock import Clock
         from gateway.metering import service
 
-        t, peer, drv, m = rig()
-        t.ch_w[0] = 700
+        r = rig()
+        r.t.ch_w[0] = 700
 
         async def main():
-            task = asyncio.create_task(service.run(drv, m, drv.cfg, Clock()))
+            task = asyncio.create_task(service.run(r.drv, r.m, r.drv.cfg, Clock()))
             await asyncio.sleep_ms(700)
             task.cancel()
 
         asyncio.run(main())
-        self.assertTrue(m.seq >= 3, "%d polls" % m.seq)
-        self.assertTrue(m.valid)
-        self.assertEqual(m.grid_w, 700)
+        self.assertTrue(r.m.seq >= 3, "%d polls" % r.m.seq)
+        self.assertTrue(r.m.valid)
+        self.assertEqual(r.m.grid_w, 700)

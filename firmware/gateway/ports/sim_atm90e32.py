@@ -189,10 +189,10 @@ class SimAtm90e32:
                 ma = 65535
             r[0xD9 + i] = min(0xFFFF, int(v_mv / 10 * ku + 0.5))
             r[0xDD + i] = int(ma + 0.5)
-            raw = int(round(w * ku * ki / 0.00032)) & 0xFFFFFFFF
+            raw = round(w * ku * ki / 0.00032) & 0xFFFFFFFF
             r[0xB1 + i] = raw >> 16
             r[0xC1 + i] = raw & 0xFFFF
-            r[0xBD + i] = int(round(1000 * w / s)) & 0xFFFF if s else 0
+            r[0xBD + i] = round(1000 * w / s) & 0xFFFF if s else 0
             if not v_mv:
                 s1 |= 0x0400 >> i
         r[0x71] = s0
