@@ -37,7 +37,6 @@ import array
 
 from micropython import const
 
-from gateway import metering as _f
 from gateway.clock import ticks_add, ticks_diff
 from gateway.metering import fixed as fx
 from gateway.metering._finish import finish as _finish
@@ -48,7 +47,6 @@ _UNIT_UV = const(100)  # one sample unit: 0.1 mV at the ADC pin
 _MAX_ZC = const(8)  # crossings kept per chunk
 _LIM = const(0x1FFFFFFF)  # cap of a per-half mean (units**2)
 _Q = const(3)  # quantities per channel: mean y (Q4), mean y*y, mean x*y
-_SEQ_MASK = const(0x3FFFFFFF)
 
 
 class AdcMeter:
@@ -92,7 +90,6 @@ class AdcMeter:
         self._ae = array.array("i", [0] * (2 * (nc + 1) * _Q))
         self.nh = array.array("i", [0, 0])  # half-cycles per polarity (0: positive)
         h_ns = 500000000 // cfg["nominal_hz"]
-        self._h_nom = h_ns
         self.h_ns = h_ns  # half-period estimate
         self.dt_ns = self.period_us * 1000
         self._lead_ns = cfg["lead_us"] * 1000
@@ -111,7 +108,6 @@ class AdcMeter:
         self.ref_typ = 0
         self._miss = 0
         self.n_plan = 0
-        self.seq = 0
         self.f_mhz = 0
         self._f_prev = 0
         self._t_prev = 0

@@ -27,7 +27,8 @@ CTL_SXY = 2
 def _acc_py(v, c, n0, n1, ov, oc, ctl, out):
     """Sums over samples n0..n1-1 of one current channel `c` against the voltage `v`.
 
-    y = c[n] - oc; xs = voltage at n + k/256 samples (k = ctl[0] - 256) (linear interpolation) - ov.
+    y = c[n] - oc; xs = the voltage at n + k/256 samples (k = ctl[0] - 256, linear
+    interpolation) - ov.
     out[0] = sum(y); out[1] = sum(round(y*y >> syy)); out[2] = sum(round(xs*y >> sxy)).
     """
     k = ctl[0] - 256
