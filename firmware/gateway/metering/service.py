@@ -5,8 +5,9 @@
 For path "adc" it drives gateway.metering.adc.AdcMeter with the board's analog front end;
 for path "atm90e32" it polls a gateway.metering.atm90e32.Atm90e32 (pass it as `frontend`)
 every window period. It never holds the interpreter longer than one capture chunk
-(about a half-cycle + 2 * lead_us, ~11-13 ms at 50 Hz): between chunks it yields to
-asyncio, and it sleeps until shortly before the zero crossing it wants to capture from.
+(about a half-cycle + 2 * lead_us, ~11-13 ms at 50 Hz) or the processing of one chunk: it
+yields to asyncio after each capture and after each chunk's math, and it sleeps until
+shortly before the zero crossing it wants to capture from.
 On the ESP32 the capture loop is plain Python, so the contact's soft IRQ still runs
 between two ADC reads; only asyncio tasks wait for the end of the chunk.
 
@@ -50,6 +51,7 @@ async def run(frontend, meter, cfg, clock, engine=None):
                 await asyncio.sleep_ms(wait // 1000)
                 continue
             n = fe.capture(eng.bufs, eng.n_plan, eng.period_us)
+            await asyncio.sleep_ms(0)  # the capture held the loop: let others run first
             eng.feed(n, fe.t0_us, fe.dt_ns, fe.skew_ns)
             await asyncio.sleep_ms(0)
         eng.finish(meter, clock.now_ms())
