@@ -30,7 +30,7 @@ CHANNEL_SCHEMA = {
     "role": ("grid", ("grid", "house", "aux"), None),
     "phase": (0, 0, 2),  # Meter.ph_w index (grid channels)
     "ma_per_v": (166667, 1, 10000000),  # primary mA rms per ADC V rms: 100 A:50 mA CT, 12 ohm
-    "phase_us": (0, -2000, 2000),  # extra delay of the voltage for this channel (calibration)
+    "phase_us": (0, -2000, 2000),  # voltage time shift for this CT: a CT lagging d us needs -d
     "bias_uv": (1650000, 100000, 3200000),
     "invert": (False, None, None),  # CT fitted the other way round
     "ic_input": (-1, -1, 2),  # path atm90e32: IC phase input A/B/C (-1: channel index)
