@@ -202,3 +202,14 @@ class Atm(unittest.TestCase):
         self.assertTrue(r.m.seq >= 3, "%d polls" % r.m.seq)
         self.assertTrue(r.m.valid)
         self.assertEqual(r.m.grid_w, 700)
+
+    def test_sim_board_factory_builds_the_driver_on_a_simulated_ic(self):
+        from gateway.ports.sim_analog import frontend
+
+        t = Truth(1)
+        t.ch_w[0] = -2500
+        fe = frontend(t, {"path": "atm90e32", "channels": [{"role": "grid"}]})
+        m = Meter()
+        fe.poll(m, 0)
+        self.assertTrue(m.valid)
+        self.assertEqual(m.grid_w, -2500)

@@ -76,3 +76,11 @@ class Esp32FrontEnd(unittest.TestCase):
                        "atm90e32": {"cs": 5}})
         self.assertEqual(ic._spi.args["polarity"], 1)
         self.assertEqual(ic._spi.args["phase"], 1)
+
+    def test_frontend_factory_follows_the_path(self):
+        from gateway.metering.atm90e32 import Atm90e32
+        from gateway.ports.esp32_analog import Esp32Analog, frontend
+
+        self.assertIsInstance(frontend(self.analog()), Esp32Analog)
+        an = {"path": "atm90e32", "channels": [{"role": "grid"}]}
+        self.assertIsInstance(frontend(an), Atm90e32)

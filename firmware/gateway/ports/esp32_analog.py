@@ -88,3 +88,9 @@ def atm90e32(analog):
               mosi=Pin(a["mosi"]), miso=Pin(a["miso"]))
     cs = Pin(a["cs"], Pin.OUT, value=1)
     return Atm90e32(spi, cs, cfg)
+
+
+def frontend(analog):
+    """What service.run() takes for this board: the ADC front end or the ATM90E32 driver."""
+    cfg = _cfg(analog)
+    return atm90e32(cfg) if cfg["path"] == "atm90e32" else Esp32Analog(cfg)

@@ -215,3 +215,16 @@ class SimAnalog:
             while self._now_ns() < end:
                 self._time.sleep_us(50)
         return n
+
+
+def frontend(truth, analog, virtual=False):
+    """What service.run() takes on the simulated board: SimAnalog, or for path "atm90e32"
+    the real driver on a simulated IC (gateway.ports.sim_atm90e32) fed by the same truth."""
+    cfg = analog if analog.get("_valid") else validate(analog)
+    if cfg["path"] != "atm90e32":
+        return SimAnalog(truth, cfg, virtual=virtual)
+    from gateway.metering.atm90e32 import Atm90e32
+    from gateway.ports.sim_atm90e32 import SimAtm90e32
+
+    peer = SimAtm90e32(truth)
+    return Atm90e32(peer.spi, peer.cs, cfg)
