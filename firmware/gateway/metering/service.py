@@ -1,0 +1,57 @@
+"""The metering service: one window every ~200 ms into the shared Meter record.
+
+    await run(frontend, meter, cfg, clock)        # cfg: config.validate(board["analog"])
+
+For path "adc" it drives gateway.metering.adc.AdcMeter with the board's analog front end;
+for path "atm90e32" it polls a gateway.metering.atm90e32.Atm90e32 (pass it as `frontend`)
+every window period. It never holds the interpreter longer than one capture chunk
+(about a half-cycle + 2 * lead_us, ~11-13 ms at 50 Hz) or the processing of one chunk: it
+yields to asyncio after each capture and after each chunk's math, and it sleeps until
+shortly before the zero crossing it wants to capture from.
+On the ESP32 the capture loop is plain Python, so the contact's soft IRQ still runs
+between two ADC reads; only asyncio tasks wait for the end of the chunk.
+
+`window(meter_engine, frontend, meter, now_ms)` is the same loop without asyncio for
+lockstep runs (virtual time: the front end's idle_us stands in for the sleeps).
+"""
+
+def window(eng, fe, meter, clock_ms):
+    """One whole window synchronously (lockstep / benchmarks). clock_ms() -> ms tick."""
+    eng.begin(fe.now_us())
+    while not eng.done(fe.now_us()):
+        wait = eng.plan(fe.now_us())
+        if wait >= 1000:
+            fe.idle_us((wait // 1000) * 1000)
+            continue
+        n = fe.capture(eng.bufs, eng.n_plan, eng.period_us)
+        eng.feed(n, fe.t0_us, fe.dt_ns, fe.skew_ns)
+    eng.finish(meter, clock_ms())
+
+
+async def run(frontend, meter, cfg, clock, engine=None):
+    """Forever: fill `meter` once per window. clock: gateway.clock.Clock (now_ms())."""
+    import asyncio  # here: lockstep users of window() do not pay for it
+
+    if cfg["path"] == "atm90e32":
+        period = cfg["cycles"] * 1000 // cfg["nominal_hz"]
+        while True:
+            frontend.poll(meter, clock.now_ms())
+            await asyncio.sleep_ms(period)
+    if engine is None:
+        from gateway.metering.adc import AdcMeter  # not loaded on an ATM90E32 board
+
+        engine = AdcMeter(cfg)
+    eng = engine
+    fe = frontend
+    while True:
+        eng.begin(fe.now_us())
+        while not eng.done(fe.now_us()):
+            wait = eng.plan(fe.now_us())
+            if wait >= 1000:
+                await asyncio.sleep_ms(wait // 1000)
+                continue
+            n = fe.capture(eng.bufs, eng.n_plan, eng.period_us)
+            await asyncio.sleep_ms(0)  # the capture held the loop: let others run first
+            eng.feed(n, fe.t0_us, fe.dt_ns, fe.skew_ns)
+            await asyncio.sleep_ms(0)
+        eng.finish(meter, clock.now_ms())
