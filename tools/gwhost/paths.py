@@ -13,8 +13,27 @@ SHARED_SCENARIOS = os.path.join(os.path.dirname(ROOT), "shared", "scenarios")
 HEAP = "110k"
 
 
-def micropython_env(extra_path=()):
-    """Environment for the unix port: .frozen first, or `import asyncio` fails."""
+def micropython_env(extra_path=(), source=False):
+    """Environment for the unix port: .frozen first, or `import asyncio` fails.
+
+    The firmware comes from its compiled .mpy tree (as deployed, see gwhost.mpyhost)
+    unless `source` is true.
+    """
+    if source:
+        fw = FIRMWARE
+    else:
+        from gwhost.mpyhost import compiled_firmware
+
+        fw = compiled_firmware()
     env = dict(os.environ)
-    env["MICROPYPATH"] = ":".join([".frozen", FIRMWARE, MPY_PACKAGES, *extra_path])
+    env["MICROPYPATH"] = ":".join([".frozen", fw, MPY_PACKAGES, *extra_path])
     return env
+
+
+def firmware_main(source=False):
+    """Path of main.py to run: beside the compiled tree, so it imports the .mpy modules."""
+    if source:
+        return os.path.join(FIRMWARE, "main.py")
+    from gwhost.mpyhost import compiled_firmware
+
+    return os.path.join(compiled_firmware(), "main.py")

@@ -65,7 +65,7 @@ def start_firmware(env_extra, heap=paths.HEAP, stdout=None, stderr=None, stdin=N
     env = paths.micropython_env()
     env.update(env_extra)
     return _register(subprocess.Popen(
-        [paths.MICROPYTHON, "-X", "heapsize=" + heap, os.path.join(paths.FIRMWARE, "main.py")],
+        [paths.MICROPYTHON, "-X", "heapsize=" + heap, paths.firmware_main()],
         cwd=paths.ROOT, env=env, stdout=stdout or subprocess.PIPE,
         stderr=stderr or subprocess.STDOUT, stdin=stdin or subprocess.DEVNULL,
         text=True, start_new_session=True))

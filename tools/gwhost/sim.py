@@ -23,7 +23,7 @@ def main(argv=None):
     env.setdefault("GATEWAY_BOARD", os.path.join(paths.BOARDS, "sim.json"))
     env["GATEWAY_DURATION_S"] = str(args.duration)
     cmd = [paths.MICROPYTHON, "-X", "heapsize=" + paths.HEAP,
-           os.path.join(paths.FIRMWARE, "main.py")]
+           paths.firmware_main()]
     return subprocess.call(cmd, env=env, cwd=paths.ROOT)
 
 

@@ -89,9 +89,9 @@ class Esp32Board:
         self.analog = None
         an = spec.get("analog")
         if an:
-            from gateway.ports.esp32_analog import Esp32Analog
+            from gateway.ports.esp32_analog import frontend
 
-            self.analog = Esp32Analog(an)
+            self.analog = frontend(an)  # the ADC front end or the ATM90E32 driver
 
     def set_interlock(self, on):
         self._il_on = bool(on)

@@ -32,19 +32,6 @@ def env_value(v):
     return v
 
 
-class Truth:
-    """What the plant says the analog front end should see this window."""
-
-    def __init__(self, channels):
-        self.t_ms = 0
-        self.v_mv = 0
-        self.f_mhz = 50000
-        self.v_present = False
-        self.ch_w = [0] * channels
-        self.ch_var = [0] * channels
-        self.ch_open = [False] * channels
-
-
 class SimBoard:
     def __init__(self, spec):
         self.spec = spec
@@ -53,15 +40,11 @@ class SimBoard:
         self.clock = Clock(offset_ms=int(off or 0))
         self.storage = env_value(spec.get("storage", "")) or ""
         analog = spec.get("analog") or {}
+        from gateway.ports.sim_analog import Truth, frontend
+
         self.truth = Truth(len(analog.get("channels", ())) or 2)
-        self.analog = None
-        if analog:
-            try:
-                from gateway.ports.sim_analog import SimAnalog
-            except ImportError:
-                SimAnalog = None
-            if SimAnalog is not None:
-                self.analog = SimAnalog(self.truth, analog)
+        self.truth.v_present = False  # no plant yet: no voltage reference
+        self.analog = frontend(self.truth, analog) if analog else None
         self._contact = CONTACT_UNKNOWN
         self._irq = None
         self._interlock = False
