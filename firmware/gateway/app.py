@@ -14,7 +14,14 @@ import gateway
 from gateway import ports
 from gateway.clock import ticks_diff
 from gateway.model import Charger, Inverter, Meter, Permits, Setpoints
+from gateway.safety import (
+    REASON_FAULT_EXCEPTION,
+    REASON_FAULT_TASK,
+    STATE_FAULT,
+)
 from gateway.supervisor import Supervisor
+
+_RECOVERABLE = (REASON_FAULT_EXCEPTION, REASON_FAULT_TASK)
 
 
 def _default_board_path():
@@ -43,7 +50,19 @@ class Gateway:
         self.log_lines = []
         self.sup = Supervisor(self.clock, self.safe_state, self.log)
         self.extra_services = []  # (name, factory) added by tests or later issues
+        self.safety = None
+        self.bus = None
+        self._reason_shown = -1
         self.safe_state("boot")  # the very first thing: export blocked, no setpoints
+        sections = self.cfg
+        self.safety_tick_ms = sections.get("app", {}).get("safety_tick_ms", 20)
+        self.fault_quiet_ms = sections.get("app", {}).get("fault_quiet_ms", 10000)
+        from gateway.safety import Safety
+
+        self.safety = Safety(sections.get("safety"), self.meter, None, None, self.permits)
+        if self.safety.config_error:
+            self.log("config: safety settings invalid (%s): defaults loaded, FAULT latched"
+                     % self.safety.config_error)
 
     # --- logging -----------------------------------------------------------------
     def log(self, msg):
@@ -60,6 +79,13 @@ class Gateway:
             self.board.set_interlock(False)
         except Exception:  # noqa: BLE001 - nothing may stop the rest of the safe state
             pass
+        s = self.safety
+        if s is not None and reason not in ("stop", "exit", "ctrl-c"):
+            try:
+                s.enter_fault(REASON_FAULT_TASK if reason.startswith("stalled")
+                              else REASON_FAULT_EXCEPTION, self.clock.now_ms())
+            except Exception:  # noqa: BLE001
+                pass
         p = self.permits
         p.export = p.discharge = p.charge = p.island = False
         p.limit_w = 0
@@ -69,25 +95,77 @@ class Gateway:
         self.safe_reason = reason
 
     def on_contact(self, position):
-        """Contact edge (IRQ context): block first, judge later. No allocation."""
+        """Contact edge (IRQ context): de-energise first, then tell safety. No allocation."""
         self.board.set_interlock(False)
         self.permits.export = False
+        s = self.safety
+        if s is not None:
+            s.contact_edge(self.clock.now_ms(), position)
 
     # --- services ------------------------------------------------------------------
     async def safety_service(self):
-        period = self.cfg.get("safety_tick_ms", 50)
-        shown = None
+        """The safety tick: judge, drive the interlock, request and confirm stops."""
+        s = self.safety
+        board = self.board
+        clock = self.clock
+        period = self.safety_tick_ms
+        sent = 0
+        shown = -1
         while not self.stopping:
-            # Until the safety supervisor is wired in, nothing is ever permitted.
-            self.board.set_interlock(False)
+            now = clock.now_ms()
+            state = s.tick(now, board.contact())
+            seq = s.n_edges
+            board.set_interlock(s.interlock_on)
+            if s.n_edges != seq:  # an edge landed between the read and the write
+                board.set_interlock(False)
+            if s.stop_needed:
+                if s.stop_seq != sent:
+                    sent = s.stop_seq
+                    self.request_stop(sent)
+                if self.stop_done(sent):
+                    s.stop_confirmed(clock.now_ms(), sent)
             self.sup.progress("safety")
-            state = "BLOCKED (%s)" % self.safe_reason
-            if state != shown:
+            if state == STATE_FAULT and s.fault_reason in _RECOVERABLE and \
+                    self.sup.quiet_for(now, self.fault_quiet_ms):
+                # The failed service has run cleanly since: release the latch; the full
+                # reconnection delay still has to pass before anything is permitted.
+                if s.clear_fault(now):
+                    self.log("safety: fault cleared after %d ms without failures"
+                             % self.fault_quiet_ms)
+            if state != shown or self._reason_shown != s.reason:
                 shown = state
-                self.log("safety: %s; interlock de-energised, export blocked; setpoints 0 W"
-                         % state)
-                self.board.report("safety", state.replace(" ", "_"))
+                self._reason_shown = s.reason
+                self._show_safety()
             await asyncio.sleep_ms(period)
+
+    def request_stop(self, seq):
+        """Top-priority stop to every device (charger discharge 0, export limit 0)."""
+        self.setpoints.ev_w = 0
+        self.setpoints.export_limit_w = 0
+        if self.bus is not None:
+            self.bus.urgent_stop(seq)
+
+    def stop_done(self, seq):
+        """True once every device read back its safe values for stop `seq`."""
+        return True if self.bus is None else self.bus.stop_confirmed(seq)
+
+    def _show_safety(self):
+        from gateway import safety
+
+        s = self.safety
+        name = safety.STATE_NAMES[s.state].upper()
+        why = safety.REASON_NAMES.get(s.reason, str(s.reason))
+        self.log("safety: %s (%s); interlock %s" % (
+            name, why, "ON: export permitted" if s.interlock_on else "off: export blocked"))
+        self.board.report("safety", "%s(%s)" % (name, why))
+
+    async def metering_service(self):
+        from gateway.metering import config as mcfg
+        from gateway.metering import service
+
+        an = self.board.analog
+        await service.run(an, self.meter, an.cfg if hasattr(an, "cfg") else
+                          mcfg.validate(self.board.spec["analog"]), self.clock)
 
     async def monitor(self, period_ms=10):
         """Event-loop lag (how late a 10 ms sleep wakes) and heap high-water mark,
@@ -130,11 +208,14 @@ class Gateway:
         loop = asyncio.get_event_loop()
         loop.set_exception_handler(self.sup.loop_exception_handler)
         sup = self.sup
-        sup.critical("safety", self.cfg.get("watchdog_silence_ms", 2000))
-        self.board.watchdog_start(self.cfg.get("watchdog_ms", 5000))
+        app_cfg = self.cfg.get("app", {})
+        sup.critical("safety", app_cfg.get("watchdog_silence_ms", 2000))
+        self.board.watchdog_start(self.board.spec.get("watchdog_ms", 5000))
         tasks = [asyncio.create_task(sup.supervise("safety", self.safety_service)),
                  asyncio.create_task(sup.feed_watchdog(self.board, 500, self._on_stall)),
                  asyncio.create_task(sup.supervise("monitor", self.monitor))]
+        if self.board.analog is not None:
+            tasks.append(asyncio.create_task(sup.supervise("metering", self.metering_service)))
         for coro in self.board.tasks():
             tasks.append(asyncio.create_task(coro))
         for name, factory in self.extra_services:
@@ -147,10 +228,27 @@ class Gateway:
             for t in tasks:
                 t.cancel()
             await asyncio.sleep_ms(0)
+            loop.set_exception_handler(None)  # the loop outlives this gateway
 
     def _on_stall(self, name):
         self.safe_state("stalled " + name)
         self.log("watchdog: %s made no progress; not feeding" % name)
+
+
+def _load_config(board):
+    """Interim loader: the JSON file named by GATEWAY_CONFIG (or config.json in storage)."""
+    import json
+
+    path = (os.getenv("GATEWAY_CONFIG") if hasattr(os, "getenv") else None) or \
+        ((board.storage + "/") if board.storage else "") + "config.json"
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except OSError:
+        return {}
+    except ValueError as e:
+        print("config: %s is not valid JSON (%s): defaults, safe state" % (path, e))
+        return {}
 
 
 def main():
@@ -165,7 +263,7 @@ def main():
     board.set_interlock(False)
     dur = os.getenv("GATEWAY_DURATION_S") if hasattr(os, "getenv") else None
     duration_ms = int(float(dur) * 1000) if dur else None
-    gw = Gateway(board)
+    gw = Gateway(board, _load_config(board))
     board.contact_irq(gw.on_contact)
     gw.log("gateway %s on board %s (%s), reset cause %s" % (
         gateway.VERSION, board.name, spec["port"], board.reset_cause()))

@@ -18,9 +18,11 @@ class Supervisor:
         self._beat = {}  # critical service name -> last progress tick
         self._limit = {}  # critical service name -> max silence, ms
         self.last_error = ""
+        self.last_fail_ms = None  # tick of the last failure (None: never)
 
     def fail(self, name, exc):
         self.failures[name] = self.failures.get(name, 0) + 1
+        self.last_fail_ms = self.clock.now_ms()
         self.last_error = "%s: %s: %s" % (name, type(exc).__name__, exc)
         try:
             self._safe_state("exception in " + name)
@@ -43,6 +45,10 @@ class Supervisor:
     def loop_exception_handler(self, loop, context):
         exc = context.get("exception")
         self.fail("loop", exc if exc is not None else RuntimeError(context.get("message")))
+
+    def quiet_for(self, now_ms, ms):
+        """True when no service has failed in the last `ms` milliseconds."""
+        return self.last_fail_ms is None or ticks_diff(now_ms, self.last_fail_ms) >= ms
 
     # --- watchdog ------------------------------------------------------------
     def critical(self, name, max_silence_ms):
