@@ -16,9 +16,11 @@ ROOT = paths.ROOT
 
 
 def _mpy(args, env_extra=None, **kw):
-    env = paths.micropython_env()
+    """The firmware from source, with the live heap (its bytecode lives in the heap here)."""
+    env = paths.micropython_env(source=True)
     env.update(env_extra or {})
-    return subprocess.run([paths.MICROPYTHON, "-X", "heapsize=110k", *args], cwd=ROOT,
+    return subprocess.run([paths.MICROPYTHON, "-X", "heapsize=" + paths.LIVE_HEAP, *args],
+                          cwd=ROOT,
                           env=env, capture_output=True, text=True, check=False, **kw)
 
 
@@ -40,11 +42,13 @@ def test_main_boots_in_safe_state_and_stops_cleanly():
     assert p.returncode == 0, p.stdout + p.stderr
     assert "SAFE STATE: interlock de-energised (export blocked)" in p.stdout
     assert "stopped in safe state: interlock off" in p.stdout
+    assert "Traceback" not in p.stdout + p.stderr, p.stdout + p.stderr
 
 
 def test_main_ctrl_c_exits_zero_in_safe_state():
-    env = paths.micropython_env()
-    proc = subprocess.Popen([paths.MICROPYTHON, "-X", "heapsize=110k", "firmware/main.py"],
+    env = paths.micropython_env(source=True)
+    proc = subprocess.Popen([paths.MICROPYTHON, "-X", "heapsize=" + paths.LIVE_HEAP,
+                             "firmware/main.py"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     time.sleep(0.5)

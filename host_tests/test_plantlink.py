@@ -23,7 +23,8 @@ def test_firmware_talks_to_the_plant_and_stops_on_request():
     link = PlantLink()
     env = paths.micropython_env()
     env.update(GATEWAY_PLANT=link.address, GATEWAY_BOARD=os.path.join(paths.BOARDS, "sim.json"))
-    proc = subprocess.Popen([paths.MICROPYTHON, "-X", "heapsize=110k", paths.firmware_main()],
+    proc = subprocess.Popen([paths.MICROPYTHON, "-X", "heapsize=" + paths.LIVE_HEAP,
+                             paths.firmware_main()],
                             cwd=paths.ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:

@@ -60,7 +60,7 @@ def pty_pair(folder=None, name="rs485"):
     return a, b, p
 
 
-def start_firmware(env_extra, heap=paths.HEAP, stdout=None, stderr=None, stdin=None):
+def start_firmware(env_extra, heap=paths.LIVE_HEAP, stdout=None, stderr=None, stdin=None):
     """The unmodified firmware (firmware/main.py) on the unix port."""
     env = paths.micropython_env()
     env.update(env_extra)

@@ -22,7 +22,7 @@ def main(argv=None):
     env = paths.micropython_env()
     env.setdefault("GATEWAY_BOARD", os.path.join(paths.BOARDS, "sim.json"))
     env["GATEWAY_DURATION_S"] = str(args.duration)
-    cmd = [paths.MICROPYTHON, "-X", "heapsize=" + paths.HEAP,
+    cmd = [paths.MICROPYTHON, "-X", "heapsize=" + paths.LIVE_HEAP,
            paths.firmware_main()]
     return subprocess.call(cmd, env=env, cwd=paths.ROOT)
 

@@ -35,7 +35,7 @@ STEP_S = 0.01
 
 class LiveRun:
     def __init__(self, scenario, start_s=0.0, duration_s=60.0, broker=None, config=None,
-                 out_dir=None, status=None, heap=paths.HEAP, faults=None):
+                 out_dir=None, status=None, heap=paths.LIVE_HEAP, faults=None):
         self.scen = scenario
         self.start_s = float(start_s)
         self.duration_s = float(duration_s)
