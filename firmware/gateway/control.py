@@ -50,7 +50,6 @@ REASON_NAMES = ("none", "charging", "discharging", "unplugged", "soc_max", "rese
                 "wait_start", "v1g_only")
 
 _CLAMP_W = const(1 << 20)  # any input power is clamped to +/-1 MW: sums stay << 2**30
-_ERR_MAX_W = const(10000)  # grid error fed to the integral, W
 _Q = const(16)  # integral in W * 2**16
 _DT_MAX_MS = const(2000)  # a late step ramps at most this much time's worth
 _AGE_PIN_MS = const(1 << 28)
@@ -104,6 +103,7 @@ class Controller:
         self.t_last_ms = 0
         self.first = True
         self.backup = False
+        self.ramping = False
         self.writes = 0  # car setpoint writes (device wear)
         self.batt_writes = 0
         self.starts = 0  # charger session starts (contactor cycles)
@@ -165,9 +165,12 @@ class Controller:
             want = min(want, 0)
         sp = self.sp_w
         mn = self._mn(charger)
-        if (sp > mn or sp < -mn) and self.session and -self.settle_w <= sp - ev <= self.settle_w:
+        if (sp > mn or sp < -mn) and self.session and not self.ramping and \
+                -self.settle_w <= sp - ev <= self.settle_w:
             tgt = self.v2h_target_w if sp < 0 else self.charge_target_w
-            err = _clamp(tgt - grid, -_ERR_MAX_W, _ERR_MAX_W)
+            # a large error is a disturbance the feed-forward is already correcting: only
+            # +-settle_w of it is integrated (a bias still is, more slowly)
+            err = _clamp(tgt - grid, -self.settle_w, self.settle_w)
             self.i_q = _clamp(self.i_q + err * self.ki_q, -self.i_max_q, self.i_max_q)
         want += self.i_q >> _Q
         # 4. battery-first share
@@ -203,6 +206,7 @@ class Controller:
         if -self.deadband_w < cw - sp < self.deadband_w and not (cw == 0 and sp != 0):
             cw = sp
         new = _clamp(self._ramp(sp, cw, dt), lo, hi)
+        self.ramping = new != cw  # still on the way: no integration next cycle
         if 0 < new < mn:
             new = mn if mn <= hi else 0
         elif -mn < new < 0:

@@ -24,16 +24,16 @@ SCHEMA = {
     "max_charge_w": (11000, 0, 100000),
     "max_discharge_w": (10000, 0, 100000),
     "charge_target_w": (0, -1000, 1000),  # grid target while charging from surplus
-    "grid_target_w": (40, 0, 1000),  # import bias while the car covers load (V2H)
+    "grid_target_w": (30, 0, 1000),  # import bias while the car covers load (V2H)
     "deadband_w": (15, 0, 1000),  # smaller changes of the wanted power are not written
-    "floor_margin_w": (15, 0, 1000),  # least import while discharging at min_w
+    "floor_margin_w": (10, 0, 1000),  # least import while discharging at min_w
     "ramp_up_w_s": (3000, 10, 50000),  # magnitude raise: match the charger's ramp
     "ramp_down_w_s": (20000, 10, 50000),  # magnitude cut: fast
     "ki_milli_s": (50, 0, 1000),  # integral gain, 1/1000 per s (50: ~20 s time constant)
     "i_max_w": (300, 0, 2000),  # integral clamp (anti-windup)
-    "settle_w": (50, 0, 5000),  # integrate only while |setpoint - measured| <= this
+    "settle_w": (50, 0, 500),  # integrate only while |setpoint - measured| <= this
     "start_delay_ms": (10000, 0, _T_MAX),  # useful work this long before a session opens
-    "stop_delay_ms": (900000, 0, _T_MAX),  # nothing to do this long before it closes
+    "stop_delay_ms": (3600000, 0, _T_MAX),  # nothing to do this long before it closes
     "min_on_ms": (300000, 0, _T_MAX),
     "min_off_ms": (120000, 0, _T_MAX),
     "soc_reserve_pct": (30, 0, 100),  # never discharge at or below (driving reserve)

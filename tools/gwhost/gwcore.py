@@ -16,12 +16,17 @@ import json
 import os
 import statistics
 import subprocess
+import tempfile
 import time
 
-from gateway.clock import TICKS_MAX, TICKS_PERIOD
-from gateway.control import Controller
-from gateway.model import Charger, Inverter, Meter, Permits, Setpoints
-from gwhost import paths
+from gwhost import fw, paths
+
+_clock = fw.load("gateway.clock")
+_model = fw.load("gateway.model")
+Controller = fw.load("gateway.control").Controller
+Charger, Inverter, Meter = _model.Charger, _model.Inverter, _model.Meter
+Permits, Setpoints = _model.Permits, _model.Setpoints
+TICKS_MAX, TICKS_PERIOD = _clock.TICKS_MAX, _clock.TICKS_PERIOD
 
 WRAP_AFTER_MS = 1800000  # the firmware tick wraps 30 min into every run
 FIELDS_IN = ("now", "m_valid", "m_t", "m_grid", "c_online", "c_t", "c_plugged", "c_session",
@@ -64,16 +69,30 @@ def inputs(plant, permits, now, hb_present):
             int(permits.island), int(permits.limit_w))
 
 
+def checksum(crc, r):
+    """Running check over the outputs (FIELDS_OUT order); the driver computes the same."""
+    for x in r:
+        crc = (crc * 31 + x) & 0x1FFFFFFF
+    return crc
+
+
 class CpyCore:
-    """Controller.step on CPython, fed the same integer record as the MicroPython one."""
+    """Controller.step on CPython, fed the same integer record as the MicroPython one.
+
+    Every step record is also kept (one text line each, in a temporary file) with a
+    checksum of the decisions, so the run can be replayed on the unix port afterwards.
+    """
 
     runtime = "cpython"
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, record=True):
+        self.cfg = cfg
         self.c = Controller(cfg)
         self.m, self.ch, self.inv = Meter(), Charger(), Inverter()
         self.pm, self.out = Permits(), Setpoints()
         self.times_ns = []
+        self.crc = 0
+        self.rec = tempfile.TemporaryFile("w+") if record else None  # noqa: SIM115 - closed by replay
 
     def step(self, f):
         m, ch, inv, pm, out = self.m, self.ch, self.inv, self.pm, self.out
@@ -89,13 +108,40 @@ class CpyCore:
         self.c.step(f[0], m, ch, inv, pm, out)
         self.times_ns.append(time.perf_counter_ns() - t0)
         c = self.c
-        return (out.ev_w, int(out.ev_session), out.batt_w, out.export_limit_w, out.reason,
-                c.writes, c.starts)
+        r = (out.ev_w, int(out.ev_session), out.batt_w, out.export_limit_w, out.reason,
+             c.writes, c.starts)
+        if self.rec:
+            self.rec.write(" ".join(map(str, f)) + "\n")
+            self.crc = checksum(self.crc, r)
+        return r
 
     def close(self):
         t = self.times_ns
         return {"step_us_median": round(statistics.median(t) / 1000.0, 2) if t else None,
                 "steps": len(t)}
+
+
+def replay_on_micropython(gateway):
+    """Replay a CPython gateway run's step records on the unix port, open loop.
+
+    Returns the unix port's median Controller.step time and whether every decision was
+    identical (same inputs, same module: it must be)."""
+    core = gateway.core
+    if not isinstance(core, CpyCore) or core.rec is None:
+        return {}
+    core.rec.seek(0)
+    cmd = [paths.MICROPYTHON, "-X", "heapsize=" + paths.HEAP, DRIVER, "replay"]
+    p = subprocess.run(cmd, input=json.dumps(core.cfg) + "\n" + core.rec.read(),
+                       capture_output=True, text=True, env=paths.micropython_env(),
+                       cwd=paths.ROOT, check=False)
+    core.rec.close()
+    core.rec = None
+    last = p.stdout.strip().splitlines()[-1:] or [""]
+    f = last[0].split()
+    if p.returncode != 0 or len(f) != 4 or f[0] != "S":
+        raise RuntimeError("micropython replay failed: " + p.stdout[-500:] + p.stderr[-2000:])
+    return {"step_us_median_micropython": int(f[1]) / 100.0, "micropython_replay_steps":
+            int(f[2]), "micropython_replay_equal": int(f[3]) == core.crc}
 
 
 class MpyCore:
@@ -132,7 +178,7 @@ class MpyCore:
         self._send("Q")
         line = self.p.stdout.readline().split()
         self.p.wait(timeout=10)
-        # S <median_us_x100> <steps> <heap_free>
+        # S <median step us x100> <steps> <checksum>
         return {"step_us_median": int(line[1]) / 100.0, "steps": int(line[2])}
 
 
@@ -141,14 +187,16 @@ class Gateway:
 
     ideal = False
 
-    def __init__(self, runtime="cpython", overrides=None):
+    def __init__(self, runtime="cpython", overrides=None, record=False):
         self.runtime = runtime
+        self.record = record  # keep step records for replay_on_micropython()
         self.overrides = overrides
         self.core = None
 
     def reset(self, plant, scen):
         cfg = gateway_config(scen, self.overrides)
-        self.core = MpyCore(cfg) if self.runtime == "micropython" else CpyCore(cfg)
+        self.core = MpyCore(cfg) if self.runtime == "micropython" else \
+            CpyCore(cfg, record=self.record)
         self.start_ms = plant.t_ms
         self.hb = 1 if plant.has_battery else 0
         self.writes = 0

@@ -69,7 +69,7 @@ def metrics(rows, counters=None):
     k = 1 / 3600.0
     pv = load = imp = exp = chg = dis = to_grid = isl_exp = bu = uns = curt = 0.0
     bchg = bdis = 0.0
-    max_v2h = 0.0
+    max_v2h = max_v2h_exp = 0.0
     for r in rows:
         g, ev, bt = r[GRID], r[EV], r[BATT]
         prod = r[PV] - r[CURT]
@@ -94,6 +94,7 @@ def metrics(rows, counters=None):
                 if g < 0:
                     to_grid += min(-ev, -g)
                 max_v2h = max(max_v2h, abs(g))
+                max_v2h_exp = max(max_v2h_exp, -g)
         elif r[ISL]:
             bu += r[UNSERVED]
             isl_exp += max(0.0, -g)
@@ -106,7 +107,8 @@ def metrics(rows, counters=None):
         "self_consumption_pct": 100.0 * (pv - exp) / pv if pv > 0 else 0.0,
         "effectiveness": None,
         "setpoint_writes": None, "charger_starts": None,
-        "max_abs_grid_w_during_v2h": max_v2h, "backup_unserved_wh": bu * k,
+        "max_abs_grid_w_during_v2h": max_v2h, "max_export_w_during_v2h": max_v2h_exp,
+        "backup_unserved_wh": bu * k,
         "unserved_wh": uns * k, "curtailed_wh": curt * k,
         "battery_charge_wh": bchg * k, "battery_discharge_wh": bdis * k,
         "ev_soc_end_pct": rows[-1][SOC] if rows else None,

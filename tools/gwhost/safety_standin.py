@@ -13,7 +13,9 @@ benchmark exercises:
 - boot starts blocked, as if the grid had just returned.
 """
 
-from gateway.model import Permits
+from gwhost import fw
+
+Permits = fw.load("gateway.model").Permits
 
 STATE_NORMAL = 0
 STATE_BLOCKED = 1  # grid absent, house not confirmed isolated

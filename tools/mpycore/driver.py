@@ -1,8 +1,11 @@
 # The control core on the MicroPython unix port, driven over a pipe by the benchmark
-# (tools/gwhost/gwcore.py MpyCore). Line 1: the control config as JSON. Then one line of
-# integers per step (gwcore.FIELDS_IN order); the reply is one line of integers
-# (gwcore.FIELDS_OUT). "Q" ends the run: the reply is "S <median step us x100> <steps>".
-# Only Controller.step is timed (time.ticks_us); parsing is the driver's, not the core's.
+# (tools/gwhost/gwcore.py). Line 1: the control config as JSON. Then one line of integers
+# per step (gwcore.FIELDS_IN order).
+# Lockstep mode (no argument): each step is answered at once with one line of integers
+# (gwcore.FIELDS_OUT); "Q" ends the run. Replay mode (argument "replay"): no answers, the
+# steps come from a recorded run until end of input.
+# Both end with "S <median step us x100> <steps> <checksum of all answers>" (the checksum
+# is gwcore.checksum). Only Controller.step is timed (time.ticks_us), not the parsing.
 import json
 import sys
 import time
@@ -11,6 +14,7 @@ from array import array
 from gateway.control import Controller
 from gateway.model import Charger, Inverter, Meter, Permits, Setpoints
 
+_HIST = 4096  # step-time histogram, 1 us bins
 
 
 def median_x100(hist, n):
@@ -24,13 +28,16 @@ def median_x100(hist, n):
 
 
 def main():
+    replay = len(sys.argv) > 1 and sys.argv[1] == "replay"
     c = Controller(json.loads(sys.stdin.readline()))
     m, ch, inv, pm, out = Meter(), Charger(), Inverter(), Permits(), Setpoints()
-    hist = array("I", bytes(4 * 4096))
+    hist = array("I", bytes(4 * _HIST))
     n = 0
+    crc = 0
     rd = sys.stdin.readline
     wr = sys.stdout.write
-    wr("READY\n")
+    if not replay:
+        wr("READY\n")
     while True:
         line = rd()
         if not line or line[0] == "Q":
@@ -47,11 +54,15 @@ def main():
         t0 = time.ticks_us()
         c.step(f[0], m, ch, inv, pm, out)
         dt = time.ticks_diff(time.ticks_us(), t0)
-        hist[dt if dt < 4095 else 4095] += 1
+        hist[min(_HIST - 1, dt)] += 1
         n += 1
-        wr("%d %d %d %d %d %d %d\n" % (out.ev_w, 1 if out.ev_session else 0, out.batt_w,
-                                       out.export_limit_w, out.reason, c.writes, c.starts))
-    wr("S %d %d\n" % (median_x100(hist, n), n))
+        r = (out.ev_w, 1 if out.ev_session else 0, out.batt_w, out.export_limit_w, out.reason,
+             c.writes, c.starts)
+        for x in r:
+            crc = (crc * 31 + x) & 0x1FFFFFFF
+        if not replay:
+            wr(" ".join([str(x) for x in r]) + "\n")
+    wr("S " + str(median_x100(hist, n)) + " " + str(n) + " " + str(crc) + "\n")
 
 
 main()
