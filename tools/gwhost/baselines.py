@@ -1,0 +1,182 @@
+"""Comparison controllers for the whole-day benchmark (CPython, lockstep).
+
+Each has `ideal` (True: run on the zero-latency plant), `reset(plant, scen)` and
+`control(t_ms, plant, permits)`, called once per 200 ms step before `plant.step()`. They act
+through the plant's command API only and obey the same safety permits as the firmware.
+
+- idle: the car never charges or discharges (effectiveness 0 by definition).
+- oracle: zero-latency, perfect knowledge of this step's load and PV; the same power, SoC
+  and safety limits and the same rule that the car's energy never leaves through the grid
+  connection (it discharges only when the house takes at least the charger minimum); it
+  needs no import bias, having no latency. Effectiveness 1 by definition.
+- oracle-free: the same without the no-export rule: at the minimum it picks whichever of
+  0 and +-min_w leaves less |grid|, so it may push car energy into the grid (at night
+  loads of 75-150 W). The gap between the two is the price of the no-export guarantee.
+- ac-pv: an AC charger's PV mode as common open-source chargers do it: 30 s cycle, whole
+  amps at 230 V from 6 A (1.38 kW), enable after 1 min of surplus >= the minimum, disable
+  after 3 min below it (charging on at the minimum meanwhile), no discharge.
+- openevse: an OpenEVSE-like divert: fed every 10 s, surplus smoothed by an exponential
+  filter (20 s rising, 600 s falling), start when the smoothed surplus reaches 6.5 A, rate
+  follows the raw surplus (>= 6 A), stop below 6 A smoothed after 600 s of charging.
+"""
+
+import math
+
+_V = 230.0  # single-phase AC charger, V
+
+
+class Idle:
+    ideal = False
+
+    def reset(self, plant, scen):
+        pass
+
+    def control(self, t_ms, plant, permits):
+        pass
+
+
+class Oracle:
+    ideal = True
+    car_export = False  # True: oracle-free
+
+    def reset(self, plant, scen):
+        self.scen = scen
+        self.sp = 0.0
+        self.bsp = 0.0
+
+    def control(self, t_ms, plant, permits):
+        s = self.scen
+        if not plant.ev_plugged:
+            self.sp = 0.0
+            return
+        load, pv, up, isl = plant.inputs()
+        if not plant.ev_session_open:
+            plant.set_ev_session(True)
+        soc = plant.ev_soc_reported
+        cap_d = min(s.ev_max_discharge_w, permits.limit_w)
+        if not up:
+            # backup: form the island (the plant balances up to the cap)
+            w = -cap_d if (isl and permits.island and permits.discharge
+                           and soc > s.ev_soc_reserve_pct) else 0.0
+        else:
+            if plant.pv_tripped:
+                pv = 0.0  # the PV inverter is still waiting to reconnect
+            want = s.grid_target_w - (load - pv + plant.batt_w)
+            hi = min(s.ev_max_charge_w, permits.limit_w) \
+                if permits.charge and soc < s.ev_soc_max_pct else 0.0
+            lo = -cap_d if permits.discharge and permits.export and \
+                soc > s.ev_soc_reserve_pct else 0.0
+            w = min(max(want, lo), hi)
+            mn = s.charger_min_w
+            if 0 < w < mn or (self.car_export and -mn < w < 0):
+                # the minimum: whichever of 0 and +-min leaves less |grid|
+                w = math.copysign(mn, w) if abs(w) >= mn / 2 else 0.0
+            elif -mn < w < 0:
+                w = 0.0  # discharging min_w would push car energy into the grid
+                if w < lo or w > hi:
+                    w = 0.0
+        if w != self.sp:
+            self.sp = w
+            plant.set_ev_setpoint(w)
+
+
+class AcPv:
+    """evcc-like PV mode of an AC wallbox."""
+
+    ideal = False
+    cycle_ms = 30000
+    enable_ms = 60000
+    disable_ms = 180000
+    min_a = 6
+    max_a = 32
+
+    def reset(self, plant, scen):
+        self.scen = scen
+        self.enabled = False
+        self.t_above = None  # since when the surplus has been above the minimum
+        self.t_below = None
+        self.sp = 0.0
+        self.next_ms = plant.t_ms
+
+    def control(self, t_ms, plant, permits):
+        s = self.scen
+        ok = plant.ev_plugged and permits.charge and plant.ev_soc_reported < s.ev_soc_max_pct
+        if not ok:
+            self._set(plant, False, 0.0)
+            self.t_above = self.t_below = None
+            return
+        if t_ms < self.next_ms:
+            return
+        self.next_ms = t_ms + self.cycle_ms
+        surplus = -plant.meter_grid_w + plant.ev_reported_w
+        mn = self.min_a * _V
+        mx = min(self.max_a * _V, s.ev_max_charge_w)
+        if surplus >= mn:
+            self.t_below = None
+            if self.t_above is None:
+                self.t_above = t_ms
+        else:
+            self.t_above = None
+            if self.t_below is None:
+                self.t_below = t_ms
+        if not self.enabled:
+            if self.t_above is not None and t_ms - self.t_above >= self.enable_ms:
+                self._set(plant, True, min(max(math.floor(surplus / _V) * _V, mn), mx))
+            return
+        if self.t_below is not None and t_ms - self.t_below >= self.disable_ms:
+            self._set(plant, False, 0.0)
+            return
+        self._set(plant, True, min(max(math.floor(surplus / _V) * _V, mn), mx))
+
+    def _set(self, plant, on, w):
+        if on and not plant.ev_session_open:
+            plant.set_ev_session(True)
+        if w != self.sp:
+            self.sp = w
+            plant.set_ev_setpoint(w)
+        if not on and plant.ev_session_open:
+            plant.set_ev_session(False)
+        self.enabled = on
+
+
+class OpenEvseLike(AcPv):
+    cycle_ms = 10000
+    min_charge_ms = 600000
+
+    def reset(self, plant, scen):
+        super().reset(plant, scen)
+        self.smooth = 0.0
+        self.t_on = None
+
+    def control(self, t_ms, plant, permits):
+        s = self.scen
+        ok = plant.ev_plugged and permits.charge and plant.ev_soc_reported < s.ev_soc_max_pct
+        if not ok:
+            self._set(plant, False, 0.0)
+            return
+        if t_ms < self.next_ms:
+            return
+        dt = self.cycle_ms / 1000.0
+        self.next_ms = t_ms + self.cycle_ms
+        surplus = -plant.meter_grid_w + plant.ev_reported_w
+        tau = 20.0 if surplus > self.smooth else 600.0
+        self.smooth += (surplus - self.smooth) * (1 - math.exp(-dt / tau))
+        mn = self.min_a * _V
+        mx = min(self.max_a * _V, s.ev_max_charge_w)
+        if not self.enabled:
+            if self.smooth >= mn + 0.5 * _V:
+                self.t_on = t_ms
+                self._set(plant, True, min(max(math.floor(surplus / _V) * _V, mn), mx))
+            return
+        if self.smooth < mn and t_ms - self.t_on >= self.min_charge_ms:
+            self._set(plant, False, 0.0)
+            return
+        self._set(plant, True, min(max(math.floor(surplus / _V) * _V, mn), mx))
+
+
+class OracleFree(Oracle):
+    car_export = True
+
+
+BASELINES = {"idle": Idle, "oracle": Oracle, "oracle-free": OracleFree, "ac-pv": AcPv,
+             "openevse": OpenEvseLike}

@@ -1,0 +1,228 @@
+"""The firmware control core as a benchmark controller (`gateway`), on either runtime.
+
+Each 200 ms step the plant's readings become the firmware's records (gateway/model.py) as
+integers: the meter (last complete 200 ms window at the connection point), the charger and
+the inverter as if just polled, and the permits of the safety stand-in. `Controller.step`
+(firmware/gateway/control.py) decides; its Setpoints go to the plant only when the core
+wrote them. Time reaches the core as a 30-bit tick that wraps `WRAP_AFTER_MS` into the run.
+
+Runtimes: `cpython` imports the module here; `micropython` runs the same module on the
+MicroPython unix port (tools/mpycore/driver.py) over a pipe, one line of integers per step
+each way (FIELDS_IN / FIELDS_OUT). The step time is measured around `Controller.step`
+alone, on the runtime that runs it.
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+
+from gwhost import fw, paths
+
+_clock = fw.load("gateway.clock")
+_model = fw.load("gateway.model")
+Controller = fw.load("gateway.control").Controller
+Charger, Inverter, Meter = _model.Charger, _model.Inverter, _model.Meter
+Permits, Setpoints = _model.Permits, _model.Setpoints
+TICKS_MAX, TICKS_PERIOD = _clock.TICKS_MAX, _clock.TICKS_PERIOD
+
+WRAP_AFTER_MS = 1800000  # the firmware tick wraps 30 min into every run
+FIELDS_IN = ("now", "m_valid", "m_t", "m_grid", "c_online", "c_t", "c_plugged", "c_session",
+             "c_soc", "c_power", "c_min", "c_maxc", "c_maxd", "c_gridok", "i_online", "i_t",
+             "i_pv", "i_batt", "i_bsoc", "i_hasb", "i_gridok", "p_state", "p_export",
+             "p_discharge", "p_charge", "p_island", "p_limit")
+FIELDS_OUT = ("ev_w", "ev_session", "batt_w", "export_limit_w", "reason", "writes", "starts")
+DRIVER = os.path.join(paths.ROOT, "tools", "mpycore", "driver.py")
+
+
+def tick(t_ms, start_ms):
+    return (t_ms - start_ms + TICKS_PERIOD - WRAP_AFTER_MS) & TICKS_MAX
+
+
+def gateway_config(scen, overrides=None):
+    """The control section for a scenario: its car limits and grid target, else defaults."""
+    cfg = {
+        "min_w": int(scen.charger_min_w),
+        "max_charge_w": int(scen.ev_max_charge_w),
+        "max_discharge_w": int(scen.ev_max_discharge_w),
+        "soc_reserve_pct": int(scen.ev_soc_reserve_pct),
+        "soc_max_pct": int(scen.ev_soc_max_pct),
+        "charge_target_w": int(scen.grid_target_w),
+        "ramp_up_w_s": int(scen.charger_ramp_w_per_s),  # matched to the charger
+    }
+    cfg.update(overrides or {})
+    return cfg
+
+
+def inputs(plant, permits, now, hb_present):
+    """The step record (FIELDS_IN order) from the plant, all ints."""
+    up = 1 if plant.grid_up_now else 0
+    return (now, 1 if plant.meter_valid else 0, now, round(plant.meter_grid_w),
+            1, now, 1 if plant.ev_plugged else 0, 1 if plant.ev_session_open else 0,
+            plant.ev_soc_reported, round(plant.ev_reported_w), round(plant.min_w),
+            round(plant.max_charge_w), round(plant.max_discharge_w), up,
+            1, now, round(plant.pv_w - plant.curtailed_w), round(plant.batt_w),
+            int(plant.batt_soc_pct), hb_present, up,
+            permits.state, int(permits.export), int(permits.discharge), int(permits.charge),
+            int(permits.island), int(permits.limit_w))
+
+
+def checksum(crc, r):
+    """Running check over the outputs (FIELDS_OUT order); the driver computes the same."""
+    for x in r:
+        crc = (crc * 31 + x) & 0x1FFFFFFF
+    return crc
+
+
+class CpyCore:
+    """Controller.step on CPython, fed the same integer record as the MicroPython one.
+
+    Every step record is also kept (one text line each, in a temporary file) with a
+    checksum of the decisions, so the run can be replayed on the unix port afterwards.
+    """
+
+    runtime = "cpython"
+
+    def __init__(self, cfg, record=True):
+        self.cfg = cfg
+        self.c = Controller(cfg)
+        self.m, self.ch, self.inv = Meter(), Charger(), Inverter()
+        self.pm, self.out = Permits(), Setpoints()
+        self.times_ns = []
+        self.crc = 0
+        self.rec = tempfile.TemporaryFile("w+") if record else None  # noqa: SIM115 - closed by replay
+
+    def step(self, f):
+        m, ch, inv, pm, out = self.m, self.ch, self.inv, self.pm, self.out
+        m.valid, m.t_ms, m.grid_w = f[1] == 1, f[2], f[3]
+        ch.online, ch.t_ms, ch.plugged, ch.session = f[4] == 1, f[5], f[6] == 1, f[7] == 1
+        ch.soc_pct, ch.power_w, ch.min_w, ch.max_charge_w = f[8], f[9], f[10], f[11]
+        ch.max_discharge_w, ch.grid_ok = f[12], f[13] == 1
+        inv.online, inv.t_ms, inv.pv_w, inv.batt_w = f[14] == 1, f[15], f[16], f[17]
+        inv.batt_soc_pct, inv.has_battery, inv.grid_ok = f[18], f[19] == 1, f[20] == 1
+        pm.state, pm.export, pm.discharge = f[21], f[22] == 1, f[23] == 1
+        pm.charge, pm.island, pm.limit_w = f[24] == 1, f[25] == 1, f[26]
+        t0 = time.perf_counter_ns()
+        self.c.step(f[0], m, ch, inv, pm, out)
+        self.times_ns.append(time.perf_counter_ns() - t0)
+        c = self.c
+        r = (out.ev_w, int(out.ev_session), out.batt_w, out.export_limit_w, out.reason,
+             c.writes, c.starts)
+        if self.rec:
+            self.rec.write(" ".join(map(str, f)) + "\n")
+            self.crc = checksum(self.crc, r)
+        return r
+
+    def close(self):
+        t = self.times_ns
+        return {"step_us_median": round(statistics.median(t) / 1000.0, 2) if t else None,
+                "steps": len(t)}
+
+
+def replay_on_micropython(gateway):
+    """Replay a CPython gateway run's step records on the unix port, open loop.
+
+    Returns the unix port's median Controller.step time and whether every decision was
+    identical (same inputs, same module: it must be)."""
+    core = gateway.core
+    if not isinstance(core, CpyCore) or core.rec is None:
+        return {}
+    core.rec.seek(0)
+    cmd = [paths.MICROPYTHON, "-X", "heapsize=" + paths.HEAP, DRIVER, "replay"]
+    p = subprocess.run(cmd, input=json.dumps(core.cfg) + "\n" + core.rec.read(),
+                       capture_output=True, text=True, env=paths.micropython_env(),
+                       cwd=paths.ROOT, check=False)
+    core.rec.close()
+    core.rec = None
+    last = p.stdout.strip().splitlines()[-1:] or [""]
+    f = last[0].split()
+    if p.returncode != 0 or len(f) != 4 or f[0] != "S":
+        raise RuntimeError("micropython replay failed: " + p.stdout[-500:] + p.stderr[-2000:])
+    return {"step_us_median_micropython": int(f[1]) / 100.0, "micropython_replay_steps":
+            int(f[2]), "micropython_replay_equal": int(f[3]) == core.crc}
+
+
+class MpyCore:
+    """Controller.step on the MicroPython unix port, one pipe round trip per step."""
+
+    runtime = "micropython"
+
+    def __init__(self, cfg):
+        self.p = subprocess.Popen(
+            [paths.MICROPYTHON, "-X", "heapsize=" + paths.HEAP, DRIVER],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=paths.micropython_env(),
+            cwd=paths.ROOT)
+        self._send(json.dumps(cfg))
+        ready = self.p.stdout.readline()
+        if not ready.startswith(b"READY"):
+            raise RuntimeError("micropython core did not start: " + ready.decode(errors="replace")
+                               + self.p.stdout.read().decode(errors="replace"))
+
+    def _send(self, line):
+        self.p.stdin.write(line.encode() + b"\n")
+        self.p.stdin.flush()
+
+    def step(self, f):
+        self.p.stdin.write((" ".join(map(str, f)) + "\n").encode())
+        self.p.stdin.flush()
+        line = self.p.stdout.readline()
+        try:
+            return tuple(int(x) for x in line.split())
+        except ValueError:
+            raise RuntimeError("micropython core failed: " + (line + self.p.stdout.read())
+                               .decode(errors="replace")) from None
+
+    def close(self):
+        self._send("Q")
+        line = self.p.stdout.readline().split()
+        self.p.wait(timeout=10)
+        # S <median step us x100> <steps> <checksum>
+        return {"step_us_median": int(line[1]) / 100.0, "steps": int(line[2])}
+
+
+class Gateway:
+    """The benchmark's `gateway` controller: the firmware core + its Setpoints applied."""
+
+    ideal = False
+
+    def __init__(self, runtime="cpython", overrides=None, record=False):
+        self.runtime = runtime
+        self.record = record  # keep step records for replay_on_micropython()
+        self.overrides = overrides
+        self.core = None
+
+    def reset(self, plant, scen):
+        cfg = gateway_config(scen, self.overrides)
+        self.core = MpyCore(cfg) if self.runtime == "micropython" else \
+            CpyCore(cfg, record=self.record)
+        self.start_ms = plant.t_ms
+        self.hb = 1 if plant.has_battery else 0
+        self.writes = 0
+        self.session = False
+        self.batt = 0
+        self.export_limit = None
+        self.last = None
+
+    def control(self, t_ms, plant, permits):
+        r = self.core.step(inputs(plant, permits, tick(t_ms, self.start_ms), self.hb))
+        self.last = r
+        ev_w, sess, batt_w, exp_lim, _reason, writes, _starts = r
+        if sess and not self.session:
+            plant.set_ev_session(True)
+        if writes != self.writes:
+            self.writes = writes
+            plant.set_ev_setpoint(ev_w)
+        if not sess and self.session:
+            plant.set_ev_session(False)
+        self.session = bool(sess)
+        if batt_w != self.batt:
+            self.batt = batt_w
+            plant.set_batt_setpoint(batt_w)
+        if exp_lim != self.export_limit:
+            self.export_limit = exp_lim
+            plant.set_export_limit(exp_lim)
+
+    def close(self):
+        return self.core.close() if self.core else {}
