@@ -19,8 +19,13 @@ def ticks_add(t, delta):
 
 
 def ticks_diff(a, b):
-    """Signed a - b (ms) for ticks less than 2**29 apart, across the wrap."""
-    return ((a - b + _HALF) & TICKS_MAX) - _HALF
+    """Signed a - b (ms) for ticks less than 2**29 apart, across the wrap.
+
+    Every intermediate stays inside the ESP32's small-int range (+/-2**30): a - b does,
+    while a - b + 2**29 would not.
+    """
+    d = (a - b) & TICKS_MAX
+    return d - TICKS_PERIOD if d >= _HALF else d
 
 
 def elapsed(now, since):

@@ -48,3 +48,12 @@ class TickWrap(unittest.TestCase):
         finally:
             micropython.heap_unlock()
         self.assertTrue(-TICKS_PERIOD < d < TICKS_PERIOD)
+
+
+class SmallIntRange(unittest.TestCase):
+    def test_diff_extremes_stay_small(self):
+        # b far ahead of a across the wrap: the old formula passed through 2**30 + 2**29
+        self.assertEqual(ticks_diff(0, TICKS_MAX), 1)
+        self.assertEqual(ticks_diff(TICKS_MAX, 0), -1)
+        self.assertEqual(ticks_diff(0x1FFFFFFF, 0), 0x1FFFFFFF)
+        self.assertEqual(ticks_diff(0x20000000, 0), -0x20000000)
