@@ -60,6 +60,13 @@ class Gateway:
         from gateway.safety import Safety
 
         self.safety = Safety(sections.get("safety"), self.meter, None, None, self.permits)
+        from gateway.control import Controller
+
+        try:
+            self.control = Controller(sections.get("control"))
+        except ValueError as e:
+            self.log("config: control settings invalid (%s): defaults, mode off" % e)
+            self.control = Controller({"mode": "off"})
         if self.safety.config_error:
             self.log("config: safety settings invalid (%s): defaults loaded, FAULT latched"
                      % self.safety.config_error)
@@ -159,6 +166,24 @@ class Gateway:
             name, why, "ON: export permitted" if s.interlock_on else "off: export blocked"))
         self.board.report("safety", "%s(%s)" % (name, why))
 
+    async def control_service(self):
+        """One control step per metering window (or per period when the meter is late)."""
+        ctrl = self.control
+        clock = self.clock
+        meter = self.meter
+        period = ctrl.period_ms
+        seen = meter.seq
+        t_last = clock.now_ms()
+        while not self.stopping:
+            now = clock.now_ms()
+            if meter.seq != seen or ticks_diff(now, t_last) >= period:
+                seen = meter.seq
+                t_last = now
+                ctrl.step(now, meter, self.charger, self.inverter, self.permits,
+                          self.setpoints)
+                self.sup.progress("control")
+            await asyncio.sleep_ms(10)
+
     async def metering_service(self):
         from gateway.metering import config as mcfg
         from gateway.metering import service
@@ -214,6 +239,8 @@ class Gateway:
         tasks = [asyncio.create_task(sup.supervise("safety", self.safety_service)),
                  asyncio.create_task(sup.feed_watchdog(self.board, 500, self._on_stall)),
                  asyncio.create_task(sup.supervise("monitor", self.monitor))]
+        sup.critical("control", app_cfg.get("watchdog_silence_ms", 2000))
+        tasks.append(asyncio.create_task(sup.supervise("control", self.control_service)))
         if self.board.analog is not None:
             tasks.append(asyncio.create_task(sup.supervise("metering", self.metering_service)))
         for coro in self.board.tasks():

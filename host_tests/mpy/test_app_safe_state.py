@@ -1,3 +1,5 @@
+# mpytest: heap=512k
+# (the whole app's bytecode is loaded into the heap on the unix port; a board runs it frozen)
 # The gateway boots into the safe state and any exception inside a service
 # brings it back there (interlock de-energised, setpoints 0).
 import unittest

@@ -33,7 +33,19 @@ def collect(targets):
     return files
 
 
+HEAP_DIRECTIVE = re.compile(r"^# mpytest: heap=(\d+k)\b", re.M)
+
+
+def file_heap(path, default):
+    """A test file that loads the whole app may say `# mpytest: heap=512k`: on the unix
+    port its bytecode lives in the heap, on a board it is frozen in flash."""
+    with open(path) as f:
+        m = HEAP_DIRECTIVE.search(f.read(2000))
+    return m.group(1) if m else default
+
+
 def run_file(path, heap, timeout):
+    heap = file_heap(path, heap)
     cmd = [paths.MICROPYTHON, "-X", "heapsize=" + heap, RUNNER, path]
     t0 = time.monotonic()
     try:
@@ -72,7 +84,9 @@ def main(argv=None):
             tot_p, tot_f, tot_s = tot_p + p, tot_f + f, tot_s + s
             rel = os.path.relpath(path, paths.ROOT)
             status = "ok" if f == 0 and rc == 0 else "FAILED"
-            print("%-52s %3d passed %2d failed %5.1f s  %s" % (rel, p, f, dt, status))
+            heap = file_heap(path, args.heap)
+            note = "" if heap == args.heap else "  (heap %s)" % heap
+            print("%-52s %3d passed %2d failed %5.1f s  %s%s" % (rel, p, f, dt, status, note))
             if status != "ok" or args.verbose:
                 print(out)
     print("micropython -X heapsize=%s: %d passed, %d failed, %d skipped"
