@@ -1,0 +1,111 @@
+# Serial console for installers: status and settings over the REPL UART (ESP32) or
+# stdin (unix port), as an asyncio task beside the control loop.
+#
+# Input is read one character at a time through asyncio.StreamReader(sys.stdin)
+# (the way micropython-lib's aiorepl does it), into a bounded line buffer: a
+# longer line is discarded with a message. Ctrl-C is never swallowed: on the
+# ESP32 the UART driver raises KeyboardInterrupt itself, on a cooked unix
+# terminal the kernel sends SIGINT, and a 0x03 that still arrives as data is
+# turned into KeyboardInterrupt here. Output is written line by line with a
+# yield in between, so a long listing never holds the loop for long (a 115200
+# baud UART takes ~7 ms per 80-character line). execute() returns the lines, so
+# the commands are tested without a terminal. The commands themselves live in
+# gateway/consolecmd.py, imported for each line and unloaded again: the console
+# costs ~2 KB of heap while nobody types (loading takes a few ms per command).
+import asyncio
+import sys
+
+from gateway.telemetry import unload
+from micropython import const
+
+MAX_LINE = const(120)
+
+
+class Console:
+    """ctx (duck-typed): meter, charger, inverter, permits, setpoints, counters,
+    config (gateway.config.Config), log (gateway.log.Log), clock; optional:
+    client (gateway.mqtt.MQTTClient), lag (LoopLag), bus (object with stats()
+    returning lines), names ({"safety": {code: text}, ...}).
+    echo: True where the terminal does not echo (the ESP32 UART), False on a
+    cooked unix terminal (the kernel echoes and edits the line)."""
+
+    def __init__(self, ctx, echo=False, prompt="> ", max_line=MAX_LINE):
+        self.ctx = ctx
+        self.echo = echo
+        self.prompt = prompt
+        self.max_line = max_line
+        self.commands = 0
+        self.errors = 0
+
+    # ---- input ----
+    async def run(self, reader=None, write=None):
+        r = reader or asyncio.StreamReader(sys.stdin)
+        out = write or self._write
+        buf = []
+        over = False
+        last = ""
+        out(self.prompt)
+        while True:
+            c = await r.read(1)
+            if not c:
+                return  # end of input: the console ends, the gateway runs on
+            if isinstance(c, (bytes, bytearray)):
+                c = chr(c[0])
+            if c == "\x03":
+                raise KeyboardInterrupt  # Ctrl-C belongs to the REPL
+            if c in "\r\n":
+                if c == "\n" and last == "\r":
+                    last = c
+                    continue
+                last = c
+                if self.echo:
+                    out("\r\n")
+                if over:
+                    lines = ("error: line longer than %d characters, ignored" % self.max_line,)
+                    self.errors += 1
+                else:
+                    lines = self.execute("".join(buf))
+                buf = []
+                over = False
+                for ln in lines:
+                    out(ln + "\r\n" if self.echo else ln + "\n")
+                    await asyncio.sleep_ms(0)
+                out(self.prompt)
+                continue
+            last = c
+            if c in "\x08\x7f":
+                if buf:
+                    buf.pop()
+                    if self.echo:
+                        out("\b \b")
+                continue
+            if c < " ":
+                continue  # other control characters are ignored
+            if len(buf) >= self.max_line:
+                over = True
+                continue
+            buf.append(c)
+            if self.echo:
+                out(c)
+
+    # ---- commands ----
+    def execute(self, line):
+        """Run one command line; returns the output lines."""
+        words = line.split()
+        if not words:
+            return ()
+        self.commands += 1
+        from gateway import consolecmd
+
+        try:
+            out = consolecmd.run(self, words)
+        finally:
+            consolecmd = None
+            unload("gateway.consolecmd")
+        if out and out[0].startswith("error:"):
+            self.errors += 1
+        return out
+
+    @staticmethod
+    def _write(s):
+        sys.stdout.write(s)  # no flush(): on a unix tty it raises EINVAL
