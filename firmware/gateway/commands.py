@@ -110,6 +110,9 @@ class Commands:
             raise ConfigError("payload is not valid JSON")
         if not isinstance(obj, dict):
             raise ConfigError("expected a JSON object like {\"mode\": \"pv\"}")
+        for k in obj:  # MicroPython's parser also takes {1: 2} and {"a" 1}: check, never trust
+            if not isinstance(k, str):
+                raise ConfigError("keys must be strings, got %s" % _short(repr(k)))
         cid = obj.get("id")
         if cid is not None:
             if not ((type(cid) is int and -(2**30) < cid < 2**30)

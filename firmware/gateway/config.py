@@ -135,10 +135,12 @@ def merge(schemas, obj, warnings, secrets=False):
             continue
         if not isinstance(vals, dict):
             raise ConfigError("%s: expected an object, got %s" % (sec, _show(vals)))
+        if not isinstance(sec, str):
+            raise ConfigError("section names must be strings, got %s" % _show(sec))
         d = {}
         for k, v in vals.items():
-            name = sec + "." + k
-            spec = sch.get(k)
+            name = "%s.%s" % (sec, k)
+            spec = sch.get(k) if isinstance(k, str) else None
             if spec is None:
                 warnings.append("unknown key %s ignored" % name)
             elif is_secret(k) != secrets:
