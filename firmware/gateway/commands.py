@@ -13,7 +13,7 @@
 import json
 
 from gateway.clock import ticks_diff
-from gateway.config import ConfigError, check
+from gateway.schema import ConfigError, check
 from micropython import const
 
 SCHEMA = {

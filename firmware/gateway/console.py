@@ -15,7 +15,7 @@
 import asyncio
 import sys
 
-from gateway.telemetry import unload
+from gateway.util import unload
 from micropython import const
 
 MAX_LINE = const(120)

@@ -2,8 +2,8 @@
 # module for each command line and unloads it afterwards to keep the heap free).
 # Each command takes (console, args) and returns the lines to print.
 from gateway.clock import ticks_diff
-from gateway.config import ConfigError, is_secret
-from gateway.telemetry import name_of
+from gateway.schema import ConfigError, is_secret
+from gateway.util import name_of
 
 HELP = (
     "commands:",

@@ -20,6 +20,7 @@ import json
 from gateway.clock import ticks_add, ticks_diff
 from gateway.commands import Commands
 from gateway.mqtt import MQTTClient, _rand
+from gateway.util import name_of, unload
 from micropython import const
 
 SCHEMA = {
@@ -96,26 +97,6 @@ _KEYS = (
     "heap_free", "heap_min", "cfg_err", "log_errors",
 )
 _TPL = "{" + ",".join('"%s":%%s' % k for k in _KEYS) + "}"
-
-
-def unload(name):
-    """Forget a lazily imported module so the collector can free it."""
-    import sys
-
-    sys.modules.pop(name, None)
-    pkg, _, attr = name.rpartition(".")
-    p = sys.modules.get(pkg)
-    if p is not None and attr in getattr(p, "__dict__", {}):
-        delattr(p, attr)
-
-
-def name_of(table, code):
-    """Text for a code from a dict or a tuple indexed by code (safety.STATE_NAMES); else the code."""
-    if isinstance(table, dict):
-        return table.get(code, code)
-    if table and 0 <= code < len(table):
-        return table[code]
-    return code
 
 
 def _j(v):

@@ -1,10 +1,12 @@
 # Commands over MQTT: whitelist, bounds, replies, rate limit, and the rule that no
 # safety parameter can ever be written this way (10,000 seeded fuzzed payloads).
 import json
+import math
 import random
 import unittest
 
-from gateway import commands, config
+from gateway import commands
+from gateway import schema as config
 from gateway.commands import Commands
 
 try:
@@ -82,9 +84,9 @@ class Accepted(unittest.TestCase):
 class Rejected(unittest.TestCase):
     def check(self, payload, fragment, retained=False, c=None):
         if c is None:
-            c, data, applied, stops = fresh()
+            c, _, applied, stops = fresh()
         else:
-            data = applied = stops = None
+            applied = stops = None
         before = json.dumps(c.data)
         ok, obj = reply(c.handle(payload, 0, retained))
         self.assertFalse(ok, payload)
@@ -158,7 +160,7 @@ class RateLimit(unittest.TestCase):
         t = 0x3FFFFFFF - 500  # 500 ms before the 30-bit tick wraps
         res = [c.handle(b'{"mode": "pv"}', t)[0] for _ in range(5)]
         self.assertEqual(res, [True, True, True, False, False])
-        ok, obj = reply(c.handle(b'{"mode": "pv"}', t))
+        _, obj = reply(c.handle(b'{"mode": "pv"}', t))
         self.assertTrue("rate limited" in obj["reason"])
         t = (t + 1000) & 0x3FFFFFFF  # across the wrap: one more allowed
         self.assertEqual([c.handle(b'{"mode": "pv"}', t)[0] for _ in range(2)], [True, False])
@@ -198,13 +200,13 @@ def _oracle(obj, data):
         if target is None:
             return False
         sec, key = target.split(".")
-        d, lo, hi = SCHEMAS[sec][key]
+        _, lo, hi = SCHEMAS[sec][key]
         if type(lo) is tuple:
             if type(v) is not str or v not in lo:
                 return False
             continue
         if type(v) is float:
-            if v != v or v in (float("inf"), float("-inf")) or v != int(v):
+            if math.isnan(v) or math.isinf(v) or v != int(v):
                 return False
             v = int(v)
         if type(v) is not int or v < lo or v > hi:
