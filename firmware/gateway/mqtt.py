@@ -24,6 +24,7 @@ import asyncio
 from gateway import mqttpkt as pkt
 from gateway.clock import Clock, ticks_diff
 from gateway.mqttio import MQTTError, Wire
+from gateway.util import rand16
 from micropython import const
 
 _Q_RETAIN = const(1)  # queue flag bit: retain
@@ -55,18 +56,6 @@ def backoff_ms(fails, lo_ms, hi_ms, rnd):
     base = min(base, hi_ms)
     half = base >> 1
     return half + rnd % (half + 1)
-
-
-def _rand():
-    try:
-        import random
-
-        return random.getrandbits(16)
-    except ImportError:
-        import os
-
-        b = os.urandom(2)
-        return (b[0] << 8) | b[1]
 
 
 class MQTTClient(Wire):
@@ -184,7 +173,7 @@ class MQTTClient(Wire):
             fails = 0 if self.connects != was else fails + 1
             c = self.cfg
             await asyncio.sleep_ms(backoff_ms(fails, c["backoff_min_ms"], c["backoff_max_ms"],
-                                              _rand()))
+                                              rand16()))
 
     async def stop(self, timeout_ms=2000):
         """End run(): the sending task publishes the will payload itself (a clean

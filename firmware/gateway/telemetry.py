@@ -19,8 +19,7 @@ import json
 
 from gateway.clock import ticks_add, ticks_diff
 from gateway.commands import Commands
-from gateway.mqtt import MQTTClient, _rand
-from gateway.util import name_of, unload
+from gateway.util import Topics, name_of, rand16, unload
 from micropython import const
 
 SCHEMA = {
@@ -34,33 +33,7 @@ SCHEMA = {
 }
 
 _MAX_SLEEP_MS = const(250)
-_ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
-
-
-def check_id(name, s, extra=""):
-    """HA ids and our topic levels: [A-Za-z0-9_-] (plus `extra`), not empty."""
-    if not s:
-        raise ValueError("%s: must not be empty" % name)
-    for c in s:
-        if c not in _ID_CHARS and c not in extra:
-            raise ValueError("%s: %r not allowed (use letters, digits, _ and -)" % (name, c))
-    return s
-
-
-class Topics:
-    def __init__(self, prefix, node_id, disc_prefix):
-        check_id("telemetry.prefix", prefix, "/")
-        check_id("telemetry.node_id", node_id)
-        check_id("telemetry.discovery_prefix", disc_prefix)
-        self.root = root = prefix + "/" + node_id
-        self.status = root + "/status"
-        self.state = root + "/state"
-        self.cmd = root + "/cmd"
-        self.reply = root + "/cmd/reply"
-        self.disc = disc_prefix
-        self.ha_status = disc_prefix + "/status"
-
-
+_mem_free = getattr(gc, "mem_free", lambda: -1)  # CPython (host tests) has no mem_free
 class LoopLag:
     """How late a task that sleeps `period_ms` wakes up: the event loop's worst stall."""
 
@@ -115,11 +88,14 @@ class Telemetry:
     (gateway.model), config (gateway.config.Config), log (gateway.log.Log),
     clock (now_ms()), optional lag (LoopLag).
     default_node: the board's id, used when telemetry.node_id is "".
+    client: the MQTT client; by default a gateway.mqtt.MQTTClient built from the
+    "mqtt" section with the availability topic as its will.
     actions: {"stop_now": fn} for commands. names: optional {"safety": {code: text},
     "safety_reason": {...}, "reason": {...}} to publish texts instead of codes.
     """
 
-    def __init__(self, ctx, default_node="gw", version="dev", actions=None, names=None):
+    def __init__(self, ctx, default_node="gw", version="dev", actions=None, names=None,
+                 client=None):
         self.ctx = ctx
         self.version = version
         self.names = names or {}
@@ -128,10 +104,14 @@ class Telemetry:
         self.tcfg = t = data["telemetry"]
         self.node = t["node_id"] or default_node
         self.topics = tp = Topics(t["prefix"], self.node, t["discovery_prefix"])
-        m = data["mqtt"]
-        self.client = MQTTClient(m, m["client_id"] or "energygw-" + self.node, tp.status,
-                                 on_message=self.on_message, on_connect=self.on_connect,
-                                 log=ctx.log, counters=ctx.counters, clock=ctx.clock)
+        if client is None:  # the real one; tests hand in a stand-in with post()/subscribe()
+            from gateway.mqtt import MQTTClient
+
+            m = data["mqtt"]
+            client = MQTTClient(m, m["client_id"] or "energygw-" + self.node, tp.status,
+                                on_message=self.on_message, on_connect=self.on_connect,
+                                log=ctx.log, counters=ctx.counters, clock=ctx.clock)
+        self.client = client
         self.client.subscribe(tp.cmd, 1)
         if t["discovery"]:
             self.client.subscribe(tp.ha_status, 0)
@@ -143,14 +123,14 @@ class Telemetry:
         self._disc_at = None
         self._state_now = False
         self._day = None
-        self.heap_min = gc.mem_free()
+        self.heap_min = _mem_free()
         self.states = 0
         self.discovered = 0
 
     # ---- callbacks from the MQTT client (its task; never block) ----
     def on_connect(self):
         if self.tcfg["discovery"]:
-            self._disc_at = ticks_add(self.ctx.clock.now_ms(), _rand() % 500)
+            self._disc_at = ticks_add(self.ctx.clock.now_ms(), rand16() % 500)
         self._state_now = True
 
     def on_message(self, topic, payload, retained):
@@ -163,7 +143,7 @@ class Telemetry:
                 self._state_now = True
         elif topic == self.topics.ha_status and payload == b"online" and not retained:
             if self.tcfg["discovery"]:  # HA restarted: resend, jittered as HA asks
-                self._disc_at = ticks_add(now, _rand() % 3000)
+                self._disc_at = ticks_add(now, rand16() % 3000)
 
     # ---- the state message ----
     def _name(self, table, code):
@@ -187,7 +167,7 @@ class Telemetry:
         lag = getattr(c, "lag", None)  # a LoopLag, else the app's own loop_lag_ms_max
         lag_w = lag.take_window() if lag else -1
         lag_max = lag.max_ms if lag else getattr(c, "loop_lag_ms_max", -1)
-        free = gc.mem_free()
+        free = _mem_free()
         self.heap_min = min(self.heap_min, free)
         err = c.config.error
         return _TPL % (
