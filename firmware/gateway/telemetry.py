@@ -210,8 +210,13 @@ class Telemetry:
 
     async def _discover(self):
         # Imported for the few seconds it runs, then unloaded: its tables and code
-        # (~14 KB on the unix port) stay out of the heap the rest of the time.
-        from gateway import discovery
+        # (~6 KB on the unix port) stay out of the heap the rest of the time. If the
+        # heap is too fragmented to load it, discovery waits for the next connect.
+        try:
+            from gateway import discovery
+        except MemoryError:
+            self.ctx.log.add(3, "discovery: no memory to load it; retried on reconnect")
+            return
 
         d = self.ctx.config.schemas.get("control")
         ids = discovery.Ids(self.topics, self.node, self.tcfg["name"], self.version)
