@@ -102,6 +102,9 @@ class Console:
             return ()
         self.commands += 1
         if self._cmds is None:
+            import gc
+
+            gc.collect()  # one clean heap for the import, not a fragmented one
             from gateway import consolecmd
 
             self._cmds = consolecmd

@@ -212,6 +212,7 @@ class Telemetry:
         # Imported for the few seconds it runs, then unloaded: its tables and code
         # (~6 KB on the unix port) stay out of the heap the rest of the time. If the
         # heap is too fragmented to load it, discovery waits for the next connect.
+        gc.collect()
         try:
             from gateway import discovery
         except MemoryError:
