@@ -94,6 +94,7 @@ class MQTTClient(Wire):
         self._inflight_t = 0
         self._tries = 0
         self._acks = []  # PUBACKs owed for incoming QoS 1
+        self._out = []  # packets of one _tx pass, written together
         self._pid = 0
         self._r = self._w = None
         self._dead = True

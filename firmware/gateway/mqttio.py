@@ -67,9 +67,10 @@ class Wire:
         if code:
             raise MQTTError("broker refused: " + pkt.refused_reason(code))
         if self._subs:
-            w.write(pkt.subscribe(self._next_pid(), self._subs))
+            self._put(pkt.subscribe(self._next_pid(), self._subs))
         if self.will_topic and self.birth:
-            w.write(pkt.publish(self.will_topic, self.birth, 0, True))
+            self._put(pkt.publish(self.will_topic, self.birth, 0, True))
+        self._flush()
         await asyncio.wait_for_ms(w.drain(), tmo)
         now = self._now()
         self._last_rx = self._last_ping = self.connected_ms = now
@@ -94,6 +95,7 @@ class Wire:
         self.connected = False
         self._dead = True
         self._acks = []
+        self._out = []
         w, self._r, self._w = self._w, None, None
         if w is not None:
             try:
@@ -107,12 +109,22 @@ class Wire:
         self._pid = self._pid % 65535 + 1
         return self._pid
 
+    def _put(self, b):
+        self._out.append(b)
+
+    def _flush(self):
+        """One socket write per batch: separate small writes meet Nagle's algorithm and
+        the peer's delayed ACK, which cost ~40 ms per message on loopback."""
+        o = self._out
+        if o:
+            self._w.write(o[0] if len(o) == 1 else b"".join(o))
+            self._out = []
+
     def _write_pub(self, topic, msg, flags, pid=0, dup=False):
         if isinstance(msg, str):
             msg = msg.encode()
-        w = self._w
-        w.write(pkt.publish_header(topic, len(msg), flags >> 1, flags & 1, dup, pid))
-        w.write(msg)
+        self._put(pkt.publish_header(topic, len(msg), flags >> 1, flags & 1, dup, pid))
+        self._put(msg)
         self.sent += 1
 
     async def _tx(self, ka_ms, tmo):
@@ -121,7 +133,8 @@ class Wire:
             if not self._running:
                 if self.will_topic:
                     self._write_pub(self.will_topic, self.will, _Q_RETAIN)
-                self._w.write(pkt.DISCONNECT_PKT)
+                self._put(pkt.DISCONNECT_PKT)
+                self._flush()
                 await asyncio.wait_for_ms(self._w.drain(), tmo)
                 return
             now = self._now()
@@ -129,7 +142,7 @@ class Wire:
                 raise MQTTError("broker silent for %d ms" % ticks_diff(now, self._last_rx))
             acks = self._acks
             while acks:
-                self._w.write(pkt.puback(acks.pop(0)))
+                self._put(pkt.puback(acks.pop(0)))
             f = self._inflight
             if f is not None and ticks_diff(now, self._inflight_t) >= tmo:
                 if self._tries > self.cfg["retries"]:
@@ -163,8 +176,9 @@ class Wire:
                         if is_direct:
                             self._direct_done = True
             if ticks_diff(now, self._last_ping) >= ping_ms:
-                self._w.write(pkt.PINGREQ_PKT)
+                self._put(pkt.PINGREQ_PKT)
                 self._last_ping = now
+            self._flush()
             await asyncio.wait_for_ms(self._w.drain(), tmo)
             if not busy:
                 wait = ping_ms - ticks_diff(self._now(), self._last_ping)

@@ -70,6 +70,7 @@ class Broker:
             conf = os.path.join(self._dir, "mosquitto.conf")
             with open(conf, "w") as f:
                 f.write("listener %d %s\nallow_anonymous true\npersistence false\n"
+                        "set_tcp_nodelay true\n"
                         "log_dest stderr\nlog_type error\nlog_type warning\n"
                         "log_type notice\n" % (self.port, self.host))
             return [mosquitto_path(), "-c", conf]

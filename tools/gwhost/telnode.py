@@ -171,7 +171,7 @@ class Observer:
         with self._lock:
             self.msgs.append((time.monotonic(), m.topic, bytes(m.payload), bool(m.retain)))
 
-    def publish(self, topic, payload, qos=1, retain=False):
+    def publish(self, topic, payload, qos=0, retain=False):
         self.c.publish(topic, payload, qos=qos, retain=retain).wait_for_publish(5)
 
     def find(self, topic=None, pred=None, since=0.0):
@@ -188,7 +188,7 @@ class Observer:
             if time.monotonic() > t_end:
                 raise TimeoutError("no %d message(s) on %s within %.1f s (have %d)" % (
                     count, topic, timeout, len(got)))
-            time.sleep(0.02)
+            time.sleep(0.005)
 
     def close(self):
         self.c.loop_stop()
