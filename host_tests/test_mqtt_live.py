@@ -41,7 +41,7 @@ def _discovery(b):
 
 
 def test_discovery_configs_are_retained_and_valid(live):
-    b, node, obs = live
+    b, _node, obs = live
     msgs = _discovery(b)
     assert len(msgs) == 32, [m[1] for m in msgs]
     state = _state(obs)
@@ -59,14 +59,14 @@ def test_discovery_configs_are_retained_and_valid(live):
 
 
 def test_availability_online_retained(live):
-    b, node, obs = live
+    b, _node, _obs = live
     with Observer(b, (ROOT + "/status",)) as late:
         got = late.wait(ROOT + "/status", timeout=5)
     assert got[-1][2:] == (b"online", True)
 
 
 def test_state_messages_at_the_configured_period(live):
-    b, node, obs = live
+    _b, _node, obs = live
     t0 = time.monotonic()
     got = obs.wait(ROOT + "/state", since=t0, count=5, timeout=10)
     times = [m[0] for m in got]
@@ -111,7 +111,7 @@ def test_controls_work_as_home_assistant_sends_them(live):
 
 
 def test_bad_and_safety_commands_are_rejected_with_a_reason(live):
-    b, node, obs = live
+    _b, node, obs = live
     safety0 = node.wait_stats(lambda s: True)["safety"]
     key = sorted(safety0)[0]
     r = _command(obs, json.dumps({"id": 11, key: 1}), 11)
@@ -136,7 +136,7 @@ def test_a_retained_command_is_not_replayed_on_connect():
 def test_fuzzed_commands_over_mqtt(live):
     """300 seeded payloads through the broker as fast as replies come: one reply each,
     no crash, safety kept; past the burst of 50 the rate limit answers most of them."""
-    b, node, obs = live
+    _b, node, obs = live
     safety0 = node.stats["safety"]
     rng = random.Random(7)
     keys = ["mode", "soc_reserve_pct", "soc_max_pct", "stop_now", "bogus", *sorted(safety0)]

@@ -47,7 +47,8 @@ class Console:
     async def run(self, reader=None, write=None):
         r = reader or asyncio.StreamReader(sys.stdin)
         out = write or self._write
-        buf = []
+        buf = bytearray(self.max_line)  # the line, UTF-8; allocated once
+        n = 0
         over = False
         last = ""
         out(self.prompt)
@@ -70,8 +71,12 @@ class Console:
                     lines = ("error: line longer than %d characters, ignored" % self.max_line,)
                     self.errors += 1
                 else:
-                    lines = self.execute("".join(buf))
-                buf = []
+                    try:
+                        line = bytes(buf[:n]).decode()
+                    except UnicodeError:
+                        line = "\x00"  # reported as an unknown command
+                    lines = self.execute(line)
+                n = 0
                 over = False
                 for ln in lines:
                     out(ln + "\r\n" if self.echo else ln + "\n")
@@ -80,17 +85,26 @@ class Console:
                 continue
             last = c
             if c in "\x08\x7f":
-                if buf:
-                    buf.pop()
+                while n and buf[n - 1] & 0xC0 == 0x80:  # a whole UTF-8 character
+                    n -= 1
+                if n:
+                    n -= 1
                     if self.echo:
                         out("\b \b")
                 continue
             if c < " ":
                 continue  # other control characters are ignored
-            if len(buf) >= self.max_line:
+            b = ord(c)
+            if b < 0x80 and n < self.max_line:
+                buf[n] = b
+                n += 1
+            elif b >= 0x80 and n + len(c.encode()) <= self.max_line:
+                for x in c.encode():
+                    buf[n] = x
+                    n += 1
+            else:
                 over = True
                 continue
-            buf.append(c)
             if self.echo:
                 out(c)
 

@@ -33,6 +33,12 @@ def run(con, words):
         return ("error: %s: %s" % (type(e).__name__, e),)
 
 
+def _link(cl):
+    if cl is None or not cl.cfg["host"]:
+        return "off"
+    return "connected" if cl.connected else "down"
+
+
 def _yn(b):
     return "yes" if b else "no"
 
@@ -71,7 +77,7 @@ def _status(ctx, args):
             ctl.get("mode", "-"), ctl.get("soc_reserve_pct", "-"), ctl.get("soc_max_pct", "-"),
             _name(ctx, "reason", sp.reason)),
         "mqtt    %s   drops %d   modbus errors %d   loop lag max %s ms" % (
-            ("connected" if cl.connected else "down") if cl else "off", n.mqtt_drops,
+            _link(cl), n.mqtt_drops,
             n.modbus_errors, lag.max_ms if lag else "-"),
         "config  %s%s" % (c.config.source, "   ERROR " + c.config.error if c.config.error
                           else ""),
@@ -126,7 +132,7 @@ def _mqtt(ctx, args):
         return ("mqtt off",)
     return (
         "%s   broker %s:%d   connects %d   attempts %d" % (
-            "connected" if cl.connected else "down", cl.cfg["host"] or "(none)",
+            _link(cl), cl.cfg["host"] or "(no host set)",
             cl.cfg["port"], cl.connects, cl.attempts),
         "sent %d   received %d   queued %d   dropped %d" % (
             cl.sent, cl.received, cl.queued(), cl.drops),

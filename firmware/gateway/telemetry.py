@@ -126,6 +126,7 @@ class Telemetry:
         self.heap_min = _mem_free()
         self.states = 0
         self.discovered = 0
+        self.mem_errors = 0
 
     # ---- callbacks from the MQTT client (its task; never block) ----
     def on_connect(self):
@@ -239,6 +240,9 @@ class Telemetry:
     async def run(self):
         """Start the MQTT client and publish until cancelled."""
         clock = self.ctx.clock
+        if not self.ctx.config.data["mqtt"]["host"]:
+            self.ctx.log.add(1, "telemetry off: mqtt.host not set")
+            return
         self._client_task = asyncio.create_task(self.client.run())
         nxt = clock.now_ms()
         while True:
@@ -252,7 +256,11 @@ class Telemetry:
             due = ticks_diff(now, nxt) >= 0
             if self._state_now or due:
                 self._state_now = False  # extra states (connect, command) keep the schedule
-                self.tick(now)
+                try:
+                    self.tick(now)
+                except MemoryError:  # skip one state rather than lose the service
+                    self.mem_errors += 1
+                    gc.collect()
             if due:
                 per = self.tcfg["period_s"] * 1000
                 nxt = ticks_add(nxt, per)

@@ -44,7 +44,7 @@ class Ctx:
 def build(folder):
     ctx = Ctx()
     ctx.clock = Clock()
-    ctx.log = Log(48, ctx.clock, lambda lv, m: print(lv, m, file=sys.stderr))
+    ctx.log = Log(32, ctx.clock, lambda lv, m: print(lv, m, file=sys.stderr))
     schemas = {"mqtt": mqtt.SCHEMA, "telemetry": telemetry.SCHEMA, "commands": commands.SCHEMA,
                "control": CONTROL, "safety": SAFETY}
     ctx.config = config.Config(schemas, folder + "/config.json", folder + "/secrets.json",
@@ -131,7 +131,9 @@ async def main(folder, with_console):
              asyncio.create_task(ctx.config.run(2000))]
     if with_console:
         tasks.append(asyncio.create_task(Console(ctx).run()))
-    await ctx.tel.run()
+    await ctx.tel.run()  # returns at once when MQTT is off
+    while True:
+        await asyncio.sleep(3600)
 
 
 asyncio.run(main(sys.argv[1], len(sys.argv) > 2 and sys.argv[2] == "console"))

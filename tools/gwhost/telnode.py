@@ -2,8 +2,9 @@
 
 Node: host_tests/fw/telemetry_node.py (the real config, MQTT client, telemetry,
 discovery, commands and console; a stand-in control task moves the records),
-started as `micropython -X heapsize=110k` with the firmware compiled to .mpy
-(bytecode, as deployed) so the heap numbers are those of a deployed gateway.
+started as `micropython -X heapsize=110k -m telemetry_node` with the firmware and
+the node compiled to .mpy (bytecode, as deployed: on the board only main.py is
+source), so the heap numbers are those of a deployed gateway.
 Observer: a paho-mqtt client that records every message with its arrival time.
 """
 
@@ -37,18 +38,23 @@ def compile_firmware(dest=MPY_DIR):
             os.makedirs(os.path.dirname(out), exist_ok=True)
             subprocess.run([paths.MPY_CROSS, "-s", rel, "-o", out, src], check=True,
                            capture_output=True)
+    out = os.path.join(dest, "telemetry_node.mpy")  # the node too: only main.py runs as source
+    if not os.path.exists(out) or os.path.getmtime(out) < os.path.getmtime(NODE):
+        subprocess.run([paths.MPY_CROSS, "-s", "telemetry_node.py", "-o", out, NODE],
+                       check=True, capture_output=True)
     return dest
 
 
 class Node:
     """One firmware process. cfg: the config.json content (dict); the MQTT host and
-    port of `broker` are filled in. stdin/stdout may be given (a pty for the console)."""
+    port of `broker` are filled in (broker None: MQTT off). stdin/stdout may be given (a pty for the console)."""
 
     def __init__(self, broker, cfg=None, secrets=None, heap="110k", console=False,
                  stdin=None, stdout=None, node_id="node1"):
         self.dir = tempfile.mkdtemp(prefix="gw-node-")
         c = json.loads(json.dumps(cfg or {}))
-        c.setdefault("mqtt", {}).update({"host": broker.host, "port": broker.port})
+        if broker is not None:  # None: MQTT off (the console alone)
+            c.setdefault("mqtt", {}).update({"host": broker.host, "port": broker.port})
         c.setdefault("telemetry", {}).setdefault("node_id", node_id)
         self.node_id = c["telemetry"]["node_id"]
         self.root = "%s/%s" % (c["telemetry"].get("prefix", "energygw"), self.node_id)
@@ -70,7 +76,8 @@ class Node:
         compile_firmware()
         env = paths.micropython_env()
         env["MICROPYPATH"] = ":".join([".frozen", MPY_DIR, paths.MPY_PACKAGES])
-        args = [paths.MICROPYTHON, "-X", "heapsize=" + self.heap, NODE, self.dir]
+        args = [paths.MICROPYTHON, "-X", "heapsize=" + self.heap, "-m", "telemetry_node",
+                self.dir]
         if self.console:
             args.append("console")
         kw = {}
