@@ -132,8 +132,7 @@ async def main(folder, with_console):
     if with_console:
         tasks.append(asyncio.create_task(Console(ctx).run()))
     await ctx.tel.run()  # returns at once when MQTT is off
-    while True:
-        await asyncio.sleep(3600)
+    await asyncio.Event().wait()  # the other tasks run on until the process is stopped
 
 
 asyncio.run(main(sys.argv[1], len(sys.argv) > 2 and sys.argv[2] == "console"))
