@@ -11,7 +11,7 @@ import pytest
 from ha_discovery_schema import problems
 
 from gwhost import mqttbench
-from gwhost.broker import Broker, mosquitto_path
+from gwhost.broker import Broker, make_certs, mosquitto_path
 from gwhost.telnode import Node, Observer
 
 pytestmark = pytest.mark.skipif(mosquitto_path() is None, reason="mosquitto not installed")
@@ -202,3 +202,16 @@ def test_embedded_broker_fallback():
             t = time.monotonic()
             node.kill()
             obs.wait(ROOT + "/status", pred=lambda m: m[2] == b"offline", since=t, timeout=5)
+
+
+def test_tls_with_the_broker_certificate_checked(tmp_path):
+    with Broker(tls=True) as b:
+        good = {"telemetry": {"period_s": 1}, "mqtt": {"tls": True, "ca_file": b.ca_path}}
+        with Node(b, good) as node, Observer(b, (ROOT + "/state",)) as obs:
+            obs.wait(ROOT + "/state", timeout=15)
+            assert node.wait_stats(lambda s: s["connected"])["mqtt_error"] is None
+        other_ca = make_certs(str(tmp_path), "127.0.0.1")[0]  # a CA that signed nothing here
+        bad = {"telemetry": {"period_s": 1}, "mqtt": {"tls": True, "ca_file": other_ca}}
+        with Node(b, bad, node_id="node4") as node:
+            s = node.wait_stats(lambda s: s["attempts"] >= 2, 15)
+            assert not s["connected"] and s["connects"] == 0

@@ -23,6 +23,16 @@ class MQTTError(Exception):
     pass
 
 
+def _der(cert):
+    """MicroPython's TLS takes DER; a PEM file (what brokers ship) is converted."""
+    if not cert.startswith(b"-----BEGIN"):
+        return cert
+    import binascii
+
+    body = cert.split(b"-----")[2]  # between BEGIN CERTIFICATE----- and -----END
+    return binascii.a2b_base64(body.replace(b"\n", b"").replace(b"\r", b""))
+
+
 class Wire:
     """Session methods of MQTTClient; the state lives in MQTTClient.__init__."""
 
@@ -40,7 +50,7 @@ class Wire:
                 except OSError:
                     raise MQTTError("mqtt.ca_file %r not readable" % self.cfg["ca_file"])
                 ctx.verify_mode = ssl.CERT_REQUIRED
-                ctx.load_verify_locations(cadata=ca)
+                ctx.load_verify_locations(cadata=_der(ca))
             else:
                 ctx.verify_mode = ssl.CERT_NONE
             self._ssl = ctx

@@ -42,10 +42,52 @@ class BrokerError(RuntimeError):
     pass
 
 
+def make_certs(folder, host):
+    """A throw-away CA and a server certificate for `host` (IP and localhost), as PEM files."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    days = datetime.timedelta(days=2)
+
+    def name(cn):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("gateway test CA"))
+          .issuer_name(name("gateway test CA")).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - days)
+          .not_valid_after(now + days)
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    san = x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                       x509.IPAddress(ipaddress.ip_address(host))])
+    cert = (x509.CertificateBuilder().subject_name(name(host)).issuer_name(ca.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - days).not_valid_after(now + days)
+            .add_extension(san, critical=False).sign(ca_key, hashes.SHA256()))
+    paths = [os.path.join(folder, n) for n in ("ca.pem", "server.pem", "server.key")]
+    pem = serialization.Encoding.PEM
+    with open(paths[0], "wb") as f:
+        f.write(ca.public_bytes(pem))
+    with open(paths[1], "wb") as f:
+        f.write(cert.public_bytes(pem))
+    with open(paths[2], "wb") as f:
+        f.write(key.private_bytes(pem, serialization.PrivateFormat.TraditionalOpenSSL,
+                                  serialization.NoEncryption()))
+    return paths
+
+
 class Broker:
     """A broker process. kind: "mosquitto", "amqtt" or None (mosquitto if installed)."""
 
-    def __init__(self, port=None, kind=None, host=HOST):
+    def __init__(self, port=None, kind=None, host=HOST, tls=False):
         if kind is None:
             kind = "mosquitto" if mosquitto_path() else "amqtt"
         if kind not in ("mosquitto", "amqtt"):
@@ -59,6 +101,16 @@ class Broker:
         self.log_path = os.path.join(self._dir, "broker.log")
         self.proc = None
         self.starts = 0
+        self.tls = tls
+        self.ca_path = None  # with tls: the CA certificate clients verify the broker with
+        if tls:
+            if kind != "mosquitto":
+                raise BrokerError("TLS is set up for mosquitto only")
+            self.ca_path, self._cert, self._key = make_certs(self._dir, host)
+            # mosquitto started as root drops to its own user: let it read the files
+            os.chmod(self._dir, 0o755)
+            for p in (self.ca_path, self._cert, self._key):
+                os.chmod(p, 0o644)
 
     # the address other code connects to
     @property
@@ -73,6 +125,9 @@ class Broker:
                         "set_tcp_nodelay true\n"
                         "log_dest stderr\nlog_type error\nlog_type warning\n"
                         "log_type notice\n" % (self.port, self.host))
+                if self.tls:
+                    f.write("cafile %s\ncertfile %s\nkeyfile %s\n" % (
+                        self.ca_path, self._cert, self._key))
             return [mosquitto_path(), "-c", conf]
         conf = os.path.join(self._dir, "amqtt.yaml")
         with open(conf, "w") as f:

@@ -166,6 +166,8 @@ class Observer:
         self._topics = topics
         self.c.on_connect = self._on_connect
         self.c.reconnect_delay_set(0.05, 0.2)
+        if getattr(broker, "ca_path", None):
+            self.c.tls_set(ca_certs=broker.ca_path)
         self.c.connect(broker.host, broker.port, keepalive=10)
         self.c.loop_start()
 
