@@ -44,7 +44,7 @@ class BrokerError(RuntimeError):
 
 def make_certs(folder, host):
     """A throw-away CA and a server certificate for `host` (IP and localhost), as PEM files."""
-    import datetime
+    import datetime as dt
     import ipaddress
 
     from cryptography import x509
@@ -52,8 +52,8 @@ def make_certs(folder, host):
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    now = datetime.datetime.now(datetime.timezone.utc)
-    days = datetime.timedelta(days=2)
+    now = dt.datetime.now(dt.timezone.utc)
+    days = dt.timedelta(days=2)
 
     def name(cn):
         return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
