@@ -58,6 +58,20 @@ def test_discovery_configs_are_retained_and_valid(live):
     assert plats == ["binary_sensor", "button", "number", "select", "sensor"]
 
 
+def test_discovery_again_when_home_assistant_restarts(live):
+    """HA publishes "online" on homeassistant/status when it starts: send the configs again."""
+    b, node, obs = live
+    n0 = node.stats["discovered"]
+    with Observer(b, ("homeassistant/#",)) as ha:
+        time.sleep(0.3)  # the retained configs arrive first
+        t = time.monotonic()
+        ha.publish("homeassistant/status", "online")
+        got = ha.wait(since=t, count=32, timeout=10,
+                      pred=lambda m: m[1].endswith("/config"))
+    assert node.wait_stats(lambda s: s["discovered"] == n0 + 1)
+    assert len({m[1] for m in got}) == 32
+
+
 def test_availability_online_retained(live):
     b, _node, _obs = live
     with Observer(b, (ROOT + "/status",)) as late:

@@ -116,3 +116,27 @@ class Backoff(unittest.TestCase):
             for rnd in (0, 1, 4000, 65535):
                 d = backoff_ms(fails, 500, 8000, rnd)
                 self.assertTrue(4000 <= d <= 8000, (fails, rnd, d))
+
+
+class Queue(unittest.TestCase):
+    def test_post_never_allocates_and_drops_the_oldest(self):
+        import micropython
+        from gateway.model import Counters
+        from gateway.mqtt import SCHEMA, MQTTClient
+
+        cfg = {k: v[0] for k, v in SCHEMA.items()}
+        cfg["queue_len"] = 4
+        n = Counters()
+        from gateway.clock import ManualClock
+
+        c = MQTTClient(cfg, "t", "gw/status", counters=n, clock=ManualClock())
+        msgs = ["m%d" % i for i in range(10)]  # built beforehand, as the caller must
+        topic = "gw/state"
+        micropython.heap_lock()  # what control and safety code may rely on
+        try:
+            for m in msgs:
+                c.post(topic, m)
+        finally:
+            micropython.heap_unlock()
+        self.assertEqual((c.queued(), c.drops, n.mqtt_drops), (4, 6, 6))
+        self.assertEqual([c._qp[(c._qh + i) % 4] for i in range(4)], msgs[6:])
