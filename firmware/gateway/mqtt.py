@@ -34,7 +34,7 @@ SCHEMA = {
     "port": (1883, 1, 65535),
     "tls": (False, None, None),
     "tls_verify": (True, None, None),  # check the broker certificate against ca_file
-    "ca_file": ("ca.pem", None, None),  # PEM, on the board's flash
+    "ca_file": ("ca.pem", None, None),  # the CA certificate (PEM or DER) on flash
     "user": ("", None, None),
     "password": ("", None, None),  # secrets file only
     "client_id": ("", None, None),  # "" = derived from the node id
@@ -46,6 +46,7 @@ SCHEMA = {
     "timeout_ms": (5000, 500, 60000),  # connect, CONNACK and PUBACK wait
     "retries": (2, 0, 10),  # PUBLISH retransmissions before the link is declared dead
 }
+
 
 def backoff_ms(fails, lo_ms, hi_ms, rnd):
     """Delay before attempt `fails`+1: exponential from lo_ms to hi_ms, equal jitter.
