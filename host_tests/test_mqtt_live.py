@@ -60,7 +60,7 @@ def test_discovery_configs_are_retained_and_valid(live):
 
 def test_discovery_again_when_home_assistant_restarts(live):
     """HA publishes "online" on homeassistant/status when it starts: send the configs again."""
-    b, node, obs = live
+    b, node, _obs = live
     n0 = node.stats["discovered"]
     with Observer(b, ("homeassistant/#",)) as ha:
         time.sleep(0.3)  # the retained configs arrive first
