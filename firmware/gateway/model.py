@@ -85,3 +85,83 @@ class Setpoints:
         self.batt_w = 0  # home battery, + charge
         self.export_limit_w = 0  # inverter export limit (0 = no export)
         self.reason = 0  # control.REASON_*: why not charging / discharging
+
+
+# W*ms in one Wh: energy is integrated in W*ms remainders so no step ever needs a float.
+_WMS_PER_WH = const(3600000)
+_MAX_ABS_W = const(100000)  # clamp: 1e5 W * 1e4 ms + remainder stays below 2**30
+_MAX_DT_MS = const(10000)
+
+
+class Counters:
+    """Event and energy counters for telemetry and the console.
+
+    Each producer increments its own fields in place (the bus task modbus_*,
+    the MQTT client mqtt_drops, control charger_starts and add_energy once per
+    cycle); telemetry reads them and rolls the day over with new_day().
+    """
+
+    def __init__(self):
+        self.modbus_ok = 0  # completed Modbus transactions
+        self.modbus_errors = 0  # timeouts, CRC errors, exception replies
+        self.mqtt_drops = 0  # telemetry messages dropped by the bounded queue
+        self.charger_starts = 0  # charger sessions opened (contactor cycles)
+        self.day = 0  # day index the energy counters belong to (set by new_day)
+        self.import_wh = 0  # energy today, Wh: grid import
+        self.export_wh = 0  # grid export
+        self.ev_in_wh = 0  # into the car (AC side)
+        self.ev_out_wh = 0  # out of the car
+        self.pv_wh = 0
+        self._imp = 0  # remainders, W*ms (< 3.6e6 between calls)
+        self._exp = 0
+        self._evi = 0
+        self._evo = 0
+        self._pv = 0
+
+    def add_energy(self, grid_w, ev_w, pv_w, dt_ms):
+        """Integrate one interval (signs as in Meter/Setpoints). Allocates nothing."""
+        if dt_ms <= 0:
+            return
+        dt_ms = min(dt_ms, _MAX_DT_MS)
+        grid_w = _clamp(grid_w)
+        ev_w = _clamp(ev_w)
+        pv_w = _clamp(pv_w)
+        if grid_w > 0:
+            self._imp += grid_w * dt_ms
+            q = self._imp // _WMS_PER_WH
+            self.import_wh += q
+            self._imp -= q * _WMS_PER_WH
+        elif grid_w < 0:
+            self._exp -= grid_w * dt_ms
+            q = self._exp // _WMS_PER_WH
+            self.export_wh += q
+            self._exp -= q * _WMS_PER_WH
+        if ev_w > 0:
+            self._evi += ev_w * dt_ms
+            q = self._evi // _WMS_PER_WH
+            self.ev_in_wh += q
+            self._evi -= q * _WMS_PER_WH
+        elif ev_w < 0:
+            self._evo -= ev_w * dt_ms
+            q = self._evo // _WMS_PER_WH
+            self.ev_out_wh += q
+            self._evo -= q * _WMS_PER_WH
+        if pv_w > 0:
+            self._pv += pv_w * dt_ms
+            q = self._pv // _WMS_PER_WH
+            self.pv_wh += q
+            self._pv -= q * _WMS_PER_WH
+
+    def new_day(self, day):
+        """Start the daily energy counters again (event counters keep counting)."""
+        self.day = day
+        self.import_wh = self.export_wh = self.ev_in_wh = self.ev_out_wh = self.pv_wh = 0
+        self._imp = self._exp = self._evi = self._evo = self._pv = 0
+
+
+def _clamp(w):
+    if w > _MAX_ABS_W:
+        return _MAX_ABS_W
+    if w < -_MAX_ABS_W:
+        return -_MAX_ABS_W
+    return w
