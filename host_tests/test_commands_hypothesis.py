@@ -13,7 +13,7 @@ KEYS = st.sampled_from(["mode", "soc_reserve_pct", "soc_max_pct", "period_s", "s
                         "id", "safety", "host", *SAFETY]) | st.text(max_size=12)
 SCALARS = (st.none() | st.booleans() | st.integers(-(10**15), 10**15)
            | st.floats(allow_nan=False) | st.text(max_size=40)
-           | st.sampled_from(["pv", "off", "v2h", "charge"]))
+           | st.sampled_from(["auto", "off", "v1g", "pv"]))
 VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3)
                       | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=6)
 COMMANDS = st.dictionaries(KEYS, VALUES, max_size=5).map(lambda d: json.dumps(d).encode())

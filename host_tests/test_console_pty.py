@@ -42,13 +42,13 @@ class Terminal:
 
 def test_console_status_and_clear_errors():
     term = Terminal()
-    node = Node(None, {"control": {"mode": "v2h"}}, console=True, stdin=term.slave,
+    node = Node(None, {"control": {"mode": "v1g"}}, console=True, stdin=term.slave,
                 stdout=term.slave).start()
     os.close(term.slave)
     try:
         term.read(b"> ", 10)
         out = term.command("status")
-        assert "grid  " in out and "safety  " in out and "control mode v2h" in out, out
+        assert "grid  " in out and "safety  " in out and "control mode v1g" in out, out
         assert "mqtt    off" in out, out
         out = term.command("meters")
         assert "voltage 230." in out and " Hz" in out, out

@@ -106,10 +106,10 @@ def test_controls_work_as_home_assistant_sends_them(live):
             for m in _discovery(b)}
     sel = cfgs["select/mode"]
     t = time.monotonic()
-    obs.publish(sel["command_topic"], sel["command_template"].replace("{{ value }}", "v2h"))
+    obs.publish(sel["command_topic"], sel["command_template"].replace("{{ value }}", "v1g"))
     r = obs.wait(ROOT + "/cmd/reply", since=t, timeout=5)
-    assert json.loads(r[-1][2]) == {"result": "accepted", "applied": {"mode": "v2h"}}
-    assert _state(obs, time.monotonic())["mode"] == "v2h"
+    assert json.loads(r[-1][2]) == {"result": "accepted", "applied": {"mode": "v1g"}}
+    assert _state(obs, time.monotonic())["mode"] == "v1g"
     num = cfgs["number/soc_reserve_pct"]
     t = time.monotonic()
     obs.publish(num["command_topic"], num["command_template"].replace("{{ value | int }}", "40"))
@@ -144,7 +144,7 @@ def test_a_retained_command_is_not_replayed_on_connect():
             r = json.loads(obs.wait("energygw/node3/cmd/reply", timeout=15)[-1][2])
             assert r == {"result": "rejected",
                          "reason": "retained command ignored: publish commands without retain"}
-            assert node.wait_stats(lambda s: s["rejected"] == 1)["mode"] == "pv"
+            assert node.wait_stats(lambda s: s["rejected"] == 1)["mode"] == "auto"
 
 
 def test_fuzzed_commands_over_mqtt(live):
@@ -154,7 +154,7 @@ def test_fuzzed_commands_over_mqtt(live):
     safety0 = node.stats["safety"]
     rng = random.Random(7)
     keys = ["mode", "soc_reserve_pct", "soc_max_pct", "stop_now", "bogus", *sorted(safety0)]
-    values = [0, 50, 101, -5, 2.5, True, None, "pv", "off", "x" * 300, [], {}]
+    values = [0, 50, 101, -5, 2.5, True, None, "auto", "off", "x" * 300, [], {}]
     rejected = limited = 0
     for i in range(300):
         body = {k: rng.choice(values) for k in rng.sample(keys, rng.randint(0, 3))}

@@ -19,22 +19,8 @@ from gateway.console import Console
 from gateway.log import Log
 from gateway.model import Charger, Counters, Inverter, Meter, Permits, Setpoints
 
-try:  # the real sections once they are merged; stand-ins with the same shape until then
-    from gateway.control import SCHEMA as CONTROL
-except ImportError:
-    CONTROL = {
-        "mode": ("pv", ("off", "pv", "pv_v2h", "v2h", "charge"), None),
-        "soc_reserve_pct": (30, 0, 100),
-        "soc_max_pct": (90, 10, 100),
-    }
-try:
-    from gateway.safety_cfg import SCHEMA as SAFETY
-except ImportError:
-    SAFETY = {
-        "reconnect_ms": (60000, 1000, 900000),
-        "v_nom_mv": (230000, 50000, 480000),
-        "limit_max_w": (11000, 100, 100000),
-    }
+from gateway.control_cfg import SCHEMA as CONTROL
+from gateway.safety_cfg import SCHEMA as SAFETY
 
 
 class Ctx:

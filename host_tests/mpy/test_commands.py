@@ -13,7 +13,7 @@ try:
     from gateway.control import SCHEMA as CONTROL
 except ImportError:  # stand-in with the shape the control module declares
     CONTROL = {
-        "mode": ("pv", ("off", "pv", "pv_v2h", "v2h", "charge"), None),
+        "mode": ("auto", ("auto", "v1g", "off"), None),
         "soc_reserve_pct": (30, 0, 100),
         "soc_max_pct": (90, 10, 100),
     }
@@ -59,11 +59,11 @@ def reply(r):
 class Accepted(unittest.TestCase):
     def test_mode_applied_and_id_echoed(self):
         c, data, applied, _ = fresh()
-        ok, obj = reply(c.handle(b'{"id": 7, "mode": "v2h"}', 0))
+        ok, obj = reply(c.handle(b'{"id": 7, "mode": "v1g"}', 0))
         self.assertTrue(ok)
-        self.assertEqual(obj, {"id": 7, "result": "accepted", "applied": {"mode": "v2h"}})
-        self.assertEqual(data["control"]["mode"], "v2h")
-        self.assertEqual(applied, [[("control", "mode", "v2h")]])
+        self.assertEqual(obj, {"id": 7, "result": "accepted", "applied": {"mode": "v1g"}})
+        self.assertEqual(data["control"]["mode"], "v1g")
+        self.assertEqual(applied, [[("control", "mode", "v1g")]])
 
     def test_several_keys_and_integral_float(self):
         c, data, _, _ = fresh()
@@ -132,16 +132,16 @@ class Rejected(unittest.TestCase):
         self.check(b"[1, 2]", "expected a JSON object")
         self.check(b"{}", "no command keys")
         self.check(b'{"id": 5}', "no command keys")
-        self.check(b'{"id": [1], "mode": "pv"}', "id: expected")
-        self.check(b'{"id": true, "mode": "pv"}', "id: expected")
+        self.check(b'{"id": [1], "mode": "auto"}', "id: expected")
+        self.check(b'{"id": true, "mode": "auto"}', "id: expected")
         self.check(b'{"bogus": 1}', "'bogus': unknown key; known: mode, period_s")
-        self.check(b'{"mode": "pv", "pad": "' + b"x" * 300 + b'"}', "longer than 256 bytes")
+        self.check(b'{"mode": "auto", "pad": "' + b"x" * 300 + b'"}', "longer than 256 bytes")
         self.check(None, "longer than 256 bytes")  # the client skipped an oversized message
         many = json.dumps({"k%d" % i: 1 for i in range(9)}).encode()
         self.check(many, "more than 8 keys")
 
     def test_retained_commands_are_ignored(self):
-        self.check(b'{"mode": "pv"}', "retained command ignored", retained=True)
+        self.check(b'{"mode": "auto"}', "retained command ignored", retained=True)
 
     def test_action_without_handler(self):
         c, _, _, _ = fresh(actions=False)
@@ -158,14 +158,14 @@ class RateLimit(unittest.TestCase):
     def test_burst_then_one_per_interval_across_the_tick_wrap(self):
         c, _, _, _ = fresh(burst=3, interval_ms=1000)
         t = 0x3FFFFFFF - 500  # 500 ms before the 30-bit tick wraps
-        res = [c.handle(b'{"mode": "pv"}', t)[0] for _ in range(5)]
+        res = [c.handle(b'{"mode": "auto"}', t)[0] for _ in range(5)]
         self.assertEqual(res, [True, True, True, False, False])
-        _, obj = reply(c.handle(b'{"mode": "pv"}', t))
+        _, obj = reply(c.handle(b'{"mode": "auto"}', t))
         self.assertTrue("rate limited" in obj["reason"])
         t = (t + 1000) & 0x3FFFFFFF  # across the wrap: one more allowed
-        self.assertEqual([c.handle(b'{"mode": "pv"}', t)[0] for _ in range(2)], [True, False])
+        self.assertEqual([c.handle(b'{"mode": "auto"}', t)[0] for _ in range(2)], [True, False])
         t = (t + 60000) & 0x3FFFFFFF  # a long pause refills to the burst, not beyond
-        self.assertEqual([c.handle(b'{"mode": "pv"}', t)[0] for _ in range(4)],
+        self.assertEqual([c.handle(b'{"mode": "auto"}', t)[0] for _ in range(4)],
                          [True, True, True, False])
 
 
@@ -174,7 +174,7 @@ _KEYS = (["mode", "soc_reserve_pct", "soc_max_pct", "period_s", "stop_now", "id"
           "safety", "safety.reconnect_ms", "host", "rate_burst", "bogus", "", "MODE", "mode "]
          + list(SAFETY))
 _VALUES = (0, 1, 5, 10, 30, 50, 80, 90, 100, 101, -1, 3600, 3601, 10**12, -(10**12), 40.0,
-           40.5, 1e300, -0.0, True, False, None, "pv", "v2h", "off", "charge", "turbo", "",
+           40.5, 1e300, -0.0, True, False, None, "pv", "v1g", "off", "charge", "turbo", "",
            "x" * 40, [], [1], {}, {"reconnect_ms": 1}, "40")
 
 
@@ -218,7 +218,7 @@ def _oracle(obj, data):
     return res <= mx
 
 
-_GOOD = {"mode": ("off", "pv", "v2h", "turbo"), "soc_reserve_pct": (0, 20, 45.0, 95, 101),
+_GOOD = {"mode": ("off", "pv", "v1g", "turbo"), "soc_reserve_pct": (0, 20, 45.0, 95, 101),
          "soc_max_pct": (10, 60, 85, 100, 9), "period_s": (1, 5, 60, 0), "stop_now": (True, 1),
          "id": (1, "x", [2])}
 

