@@ -1,7 +1,7 @@
 # Gateway entry point: the same file boots the ESP32 and the MicroPython unix port.
-# The board (boards/*.json) decides what hardware is underneath; see gateway/app.py.
+# The board (boards/*.json) decides what hardware is underneath; see gateway/wiring.py.
 import sys
 
-from gateway import app
+from gateway import wiring
 
-sys.exit(app.main())
+sys.exit(wiring.main())

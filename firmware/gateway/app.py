@@ -1,83 +1,79 @@
-# Entry logic shared by the board and the unix port: load the board and the
-# configuration, enter the safe state FIRST, then start the supervised services.
+# The running gateway: records, the safe state and the control-cycle services.
 #
-# Environment (unix port; on the board the defaults are files on flash):
-#   GATEWAY_BOARD       board file (default boards/sim.json on the host, /board.json on flash)
-#   GATEWAY_CONFIG      configuration file (default config.json in the board's storage)
-#   GATEWAY_DURATION_S  stop cleanly after this many seconds (default: run until stopped)
+# Data flows one way per cycle: metering fills Meter, the bus task fills Charger
+# and Inverter, safety judges (Permits, the interlock), control decides
+# (Setpoints), the bus task writes them. Telemetry and the console only read
+# these records and submit validated requests (gateway/wiring.py starts them).
+# Entry: gateway.wiring.main() (firmware/main.py).
 import gc
-import os
-import sys
 
 import asyncio
-import gateway
-from gateway import ports
 from gateway.clock import ticks_diff
-from gateway.model import Charger, Inverter, Meter, Permits, Setpoints
-from gateway.safety import (
-    REASON_FAULT_EXCEPTION,
-    REASON_FAULT_TASK,
-    STATE_FAULT,
-)
+from gateway.log import Log
+from gateway.model import Charger, Counters, Inverter, Meter, Permits, Setpoints
+from gateway.safety import REASON_FAULT_EXCEPTION, REASON_FAULT_TASK, STATE_FAULT
 from gateway.supervisor import Supervisor
 
 _RECOVERABLE = (REASON_FAULT_EXCEPTION, REASON_FAULT_TASK)
 
-
-def _default_board_path():
-    # On flash the board file sits at the root; on the host, runs start in the repository.
-    return "/board.json" if sys.platform == "esp32" else "boards/sim.json"
+SCHEMA = {
+    "safety_tick_ms": (20, 5, 200),  # safety tick period
+    "fault_quiet_ms": (10000, 1000, 3600000),  # clean running before an exception fault clears
+    "watchdog_silence_ms": (2000, 500, 60000),  # a critical task silent this long: not fed
+    "console": (True, None, None),  # serial console on the REPL UART / stdin
+}
 
 
 class Gateway:
-    """Everything one running gateway owns. Services only read records and
-    submit requests; the safety task alone drives the interlock (besides the
-    contact IRQ and the safe-state path, which can only de-energise it)."""
+    """Everything one running gateway owns. The safety task alone energises the
+    interlock; the contact IRQ and the safe-state path can only de-energise it.
 
-    def __init__(self, board, cfg=None, out=print):
+    config: a gateway.config.Config (wiring.build_config) or None for defaults.
+    """
+
+    def __init__(self, board, config=None, out=print):
         self.board = board
         self.clock = board.clock
-        self.cfg = cfg or {}
         self.out = out
         self.meter = Meter()
         self.charger = Charger()
         self.inverter = Inverter()
         self.permits = Permits()
         self.setpoints = Setpoints()
+        self.counters = Counters()
+        self.log = Log(40, self.clock, echo=self._echo)
+        self.safety = None
+        self.bus = None
+        self.client = None
         self.stopping = False
         self.loop_lag_ms_max = 0
         self.heap_peak_bytes = 0
-        self.log_lines = []
-        self.sup = Supervisor(self.clock, self.safe_state, self.log)
-        self.extra_services = []  # (name, factory) added by tests or later issues
-        self.safety = None
-        self.bus = None
-        self._reason_shown = -1
+        self.safe_reason = "boot"
+        self.extra_services = []  # (name, factory): tests and optional services
+        self.sup = Supervisor(self.clock, self.safe_state, self.log.error)
         self.safe_state("boot")  # the very first thing: export blocked, no setpoints
-        sections = self.cfg
-        self.safety_tick_ms = sections.get("app", {}).get("safety_tick_ms", 20)
-        self.fault_quiet_ms = sections.get("app", {}).get("fault_quiet_ms", 10000)
+        if config is None:
+            from gateway.wiring import build_config
+
+            config = build_config(board, self.log, self.permits, path=None)
+        self.config = config
+        data = config.data
+        a = data["app"]
+        self.safety_tick_ms = a["safety_tick_ms"]
+        self.fault_quiet_ms = a["fault_quiet_ms"]
         from gateway.safety import Safety
 
-        self.safety = Safety(sections.get("safety"), self.meter, None, None, self.permits)
+        self.safety = Safety(data["safety"], self.meter, self.charger, self.inverter,
+                             self.permits)
+        if self.safety.config_error:
+            self.log.error("config: safety settings invalid (%s): defaults loaded, FAULT"
+                           " latched" % self.safety.config_error)
         from gateway.control import Controller
 
-        try:
-            self.control = Controller(sections.get("control"))
-        except ValueError as e:
-            self.log("config: control settings invalid (%s): defaults, mode off" % e)
-            self.control = Controller({"mode": "off"})
-        if self.safety.config_error:
-            self.log("config: safety settings invalid (%s): defaults loaded, FAULT latched"
-                     % self.safety.config_error)
+        self.control = Controller(data["control"])
 
-    # --- logging -----------------------------------------------------------------
-    def log(self, msg):
-        line = "[%d] %s" % (self.clock.now_ms(), msg)
-        self.log_lines.append(line)
-        if len(self.log_lines) > 50:
-            self.log_lines.pop(0)
-        self.out(line)
+    def _echo(self, level, msg):
+        self.out("[%d] %s %s" % (self.clock.now_ms(), level, msg))
 
     # --- the safe state ----------------------------------------------------------
     def safe_state(self, reason):
@@ -96,9 +92,9 @@ class Gateway:
         p = self.permits
         p.export = p.discharge = p.charge = p.island = False
         p.limit_w = 0
-        s = self.setpoints
-        s.ev_w = s.batt_w = s.export_limit_w = 0
-        s.ev_session = False
+        sp = self.setpoints
+        sp.ev_w = sp.batt_w = sp.export_limit_w = 0
+        sp.ev_session = False
         self.safe_reason = reason
 
     def on_contact(self, position):
@@ -109,7 +105,7 @@ class Gateway:
         if s is not None:
             s.contact_edge(self.clock.now_ms(), position)
 
-    # --- services ------------------------------------------------------------------
+    # --- safety ----------------------------------------------------------------------
     async def safety_service(self):
         """The safety tick: judge, drive the interlock, request and confirm stops."""
         s = self.safety
@@ -118,6 +114,7 @@ class Gateway:
         period = self.safety_tick_ms
         sent = 0
         shown = -1
+        shown_reason = -1
         while not self.stopping:
             now = clock.now_ms()
             state = s.tick(now, board.contact())
@@ -137,18 +134,19 @@ class Gateway:
                 # The failed service has run cleanly since: release the latch; the full
                 # reconnection delay still has to pass before anything is permitted.
                 if s.clear_fault(now):
-                    self.log("safety: fault cleared after %d ms without failures"
-                             % self.fault_quiet_ms)
-            if state != shown or self._reason_shown != s.reason:
+                    self.log.info("safety: fault cleared after %d ms without failures"
+                                  % self.fault_quiet_ms)
+            if state != shown or s.reason != shown_reason:
                 shown = state
-                self._reason_shown = s.reason
+                shown_reason = s.reason
                 self._show_safety()
             await asyncio.sleep_ms(period)
 
     def request_stop(self, seq):
         """Top-priority stop to every device (charger discharge 0, export limit 0)."""
-        self.setpoints.ev_w = 0
-        self.setpoints.export_limit_w = 0
+        sp = self.setpoints
+        sp.ev_w = 0
+        sp.export_limit_w = 0
         if self.bus is not None:
             self.bus.urgent_stop(seq)
 
@@ -162,36 +160,52 @@ class Gateway:
         s = self.safety
         name = safety.STATE_NAMES[s.state].upper()
         why = safety.REASON_NAMES.get(s.reason, str(s.reason))
-        self.log("safety: %s (%s); interlock %s" % (
+        self.log.info("safety: %s (%s); interlock %s" % (
             name, why, "ON: export permitted" if s.interlock_on else "off: export blocked"))
         self.board.report("safety", "%s(%s)" % (name, why))
 
+    # --- control and metering ----------------------------------------------------------
     async def control_service(self):
         """One control step per metering window (or per period when the meter is late)."""
         ctrl = self.control
         clock = self.clock
         meter = self.meter
+        cnt = self.counters
         period = ctrl.period_ms
         seen = meter.seq
         t_last = clock.now_ms()
         while not self.stopping:
             now = clock.now_ms()
-            if meter.seq != seen or ticks_diff(now, t_last) >= period:
+            dt = ticks_diff(now, t_last)
+            if meter.seq != seen or dt >= period:
                 seen = meter.seq
                 t_last = now
                 ctrl.step(now, meter, self.charger, self.inverter, self.permits,
                           self.setpoints)
+                cnt.charger_starts = ctrl.starts
+                if meter.valid:
+                    cnt.add_energy(meter.grid_w, self.charger.power_w, self.inverter.pv_w, dt)
                 self.sup.progress("control")
             await asyncio.sleep_ms(10)
 
     async def metering_service(self):
-        from gateway.metering import config as mcfg
         from gateway.metering import service
 
         an = self.board.analog
-        await service.run(an, self.meter, an.cfg if hasattr(an, "cfg") else
-                          mcfg.validate(self.board.spec["analog"]), self.clock)
+        await service.run(an, self.meter, an.cfg, self.clock)
 
+    def apply_settings(self, changes):
+        """Live changes accepted by the console or MQTT (already validated)."""
+        for sec, key, value in changes:
+            if sec == "control":
+                self.control.apply_setting(key, value)
+
+    def stop_now(self):
+        """The 'stop now' button: no charging, no discharging, until a mode is chosen."""
+        self.config.set("control.mode", "off")
+        self.log.warning("stop now: control mode off")
+
+    # --- supervision ---------------------------------------------------------------------
     async def monitor(self, period_ms=10):
         """Event-loop lag (how late a 10 ms sleep wakes) and heap high-water mark,
         reported to the board once a second (the simulator logs them)."""
@@ -201,17 +215,17 @@ class Gateway:
             t0 = clock.now_ms()
             await asyncio.sleep_ms(period_ms)
             now = clock.now_ms()
-            lag = ticks_diff(now, t0) - period_ms
-            self.loop_lag_ms_max = max(self.loop_lag_ms_max, lag)
-            used = gc.mem_alloc()
-            self.heap_peak_bytes = max(self.heap_peak_bytes, used)
+            self.loop_lag_ms_max = max(self.loop_lag_ms_max, ticks_diff(now, t0) - period_ms)
+            self.heap_peak_bytes = max(self.heap_peak_bytes, gc.mem_alloc())
             if ticks_diff(now, last_report) >= 1000:
                 last_report = now
                 self.board.report("stats", self.stats_line())
 
     def stats_line(self):
-        return "lag_ms=%d heap_peak=%d exceptions=%d" % (
-            self.loop_lag_ms_max, self.heap_peak_bytes, self.exceptions())
+        c = self.counters
+        return "lag_ms=%d heap_peak=%d exceptions=%d mb_tx=%d mb_err=%d mqtt_drops=%d" % (
+            self.loop_lag_ms_max, self.heap_peak_bytes, self.exceptions(),
+            c.modbus_ok + c.modbus_errors, c.modbus_errors, c.mqtt_drops)
 
     def exceptions(self):
         n = 0
@@ -229,20 +243,24 @@ class Gateway:
             await asyncio.sleep_ms(50)
         self.stopping = True
 
+    def _on_stall(self, name):
+        self.safe_state("stalled " + name)
+        self.log.error("watchdog: %s made no progress; not feeding" % name)
+
     async def run(self, duration_ms=None):
         loop = asyncio.get_event_loop()
         loop.set_exception_handler(self.sup.loop_exception_handler)
         sup = self.sup
-        app_cfg = self.cfg.get("app", {})
-        sup.critical("safety", app_cfg.get("watchdog_silence_ms", 2000))
+        silence = self.config.data["app"]["watchdog_silence_ms"]
+        sup.critical("safety", silence)
+        sup.critical("control", silence)
         self.board.watchdog_start(self.board.spec.get("watchdog_ms", 5000))
-        tasks = [asyncio.create_task(sup.supervise("safety", self.safety_service)),
-                 asyncio.create_task(sup.feed_watchdog(self.board, 500, self._on_stall)),
-                 asyncio.create_task(sup.supervise("monitor", self.monitor))]
-        sup.critical("control", app_cfg.get("watchdog_silence_ms", 2000))
-        tasks.append(asyncio.create_task(sup.supervise("control", self.control_service)))
+        services = [("safety", self.safety_service), ("control", self.control_service),
+                    ("monitor", self.monitor)]
         if self.board.analog is not None:
-            tasks.append(asyncio.create_task(sup.supervise("metering", self.metering_service)))
+            services.append(("metering", self.metering_service))
+        tasks = [asyncio.create_task(sup.supervise(n, f)) for n, f in services]
+        tasks.append(asyncio.create_task(sup.feed_watchdog(self.board, 500, self._on_stall)))
         for coro in self.board.tasks():
             tasks.append(asyncio.create_task(coro))
         for name, factory in self.extra_services:
@@ -256,53 +274,3 @@ class Gateway:
                 t.cancel()
             await asyncio.sleep_ms(0)
             loop.set_exception_handler(None)  # the loop outlives this gateway
-
-    def _on_stall(self, name):
-        self.safe_state("stalled " + name)
-        self.log("watchdog: %s made no progress; not feeding" % name)
-
-
-def _load_config(board):
-    """Interim loader: the JSON file named by GATEWAY_CONFIG (or config.json in storage)."""
-    import json
-
-    path = (os.getenv("GATEWAY_CONFIG") if hasattr(os, "getenv") else None) or \
-        ((board.storage + "/") if board.storage else "") + "config.json"
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except OSError:
-        return {}
-    except ValueError as e:
-        print("config: %s is not valid JSON (%s): defaults, safe state" % (path, e))
-        return {}
-
-
-def main():
-    if hasattr(sys, "platform") and sys.platform == "esp32":
-        import micropython
-
-        micropython.alloc_emergency_exception_buf(100)
-    path = os.getenv("GATEWAY_BOARD") if hasattr(os, "getenv") else None
-    path = path or _default_board_path()
-    spec = ports.load_spec(path)
-    board = ports.open_board(spec)
-    board.set_interlock(False)
-    dur = os.getenv("GATEWAY_DURATION_S") if hasattr(os, "getenv") else None
-    duration_ms = int(float(dur) * 1000) if dur else None
-    gw = Gateway(board, _load_config(board))
-    board.contact_irq(gw.on_contact)
-    gw.log("gateway %s on board %s (%s), reset cause %s" % (
-        gateway.VERSION, board.name, spec["port"], board.reset_cause()))
-    gw.log("SAFE STATE: interlock de-energised (export blocked), charger 0 W, "
-           "inverter export limit 0 W")
-    gc.collect()
-    try:
-        asyncio.run(gw.run(duration_ms))
-    except KeyboardInterrupt:
-        gw.safe_state("ctrl-c")
-    finally:
-        gw.safe_state("exit")
-        board.close()
-    gw.log("stopped in safe state: interlock %s" % ("ON" if board.interlock_on() else "off"))
-    return 0

@@ -82,6 +82,7 @@ class Config:
         self.dirty = False  # live values differ from the file
         self.saves = 0
         self.deferred = False  # a save is waiting for export protection to end
+        self.listeners = []  # fn(changes) called after live changes were applied
 
     def _log(self, level, msg):
         if self.log is not None:
@@ -180,6 +181,8 @@ class Config:
             if d[key] != v:
                 d[key] = v
                 self.dirty = True
+        for fn in self.listeners:
+            fn(changes)
 
     def snapshot(self):
         """What the config file holds: values that differ from the defaults, no secrets."""

@@ -108,6 +108,15 @@ class Controller:
         self.batt_writes = 0
         self.starts = 0  # charger session starts (contactor cycles)
 
+    def apply_setting(self, key, value):
+        """A live change of one of the settings writable at run time (console / MQTT)."""
+        if key == "mode":
+            self.set_mode(value)
+        elif key == "soc_reserve_pct":
+            self.reserve_pct = value
+        elif key == "soc_max_pct":
+            self.soc_max_pct = value
+
     def set_mode(self, name):
         """Runtime mode command (console / MQTT): 'auto', 'v1g' or 'off'."""
         self.mode = mode_code(name)
