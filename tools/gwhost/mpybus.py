@@ -1,0 +1,68 @@
+"""Host side of tools/mpybus/drive.py: the firmware's bus on the MicroPython unix port, driven
+line by line from CPython (tests, bench)."""
+
+import json
+import os
+import subprocess
+
+from gwhost import paths
+
+DRIVER = os.path.join(paths.ROOT, "tools", "mpybus", "drive.py")
+
+
+class FirmwareBus:
+    def __init__(self, path, baud=9600, parity="E", stop=1, bus=None, devices=(),
+                 heap=paths.HEAP):
+        setup = {"path": path, "baud": baud, "parity": parity, "stop": stop,
+                 "bus": bus or {}, "devices": list(devices)}
+        self.p = subprocess.Popen(
+            [paths.MICROPYTHON, "-X", "heapsize=" + heap, DRIVER, json.dumps(setup)],
+            cwd=paths.ROOT, env=paths.micropython_env(), stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+        self.stderr = ""
+        self.log = []
+        first = self._reply()
+        if not first.get("ready"):
+            raise RuntimeError(f"firmware bus did not start: {first}")
+
+    def _reply(self):
+        while True:
+            line = self.p.stdout.readline()
+            if not line:
+                self.stderr = self.p.stderr.read()
+                raise RuntimeError("firmware bus exited:\n" + self.stderr)
+            if line.startswith("R "):
+                return json.loads(line[2:])
+            self.log.append(line.rstrip())
+
+    def cmd(self, op, **kw):
+        kw["op"] = op
+        self.p.stdin.write(json.dumps(kw) + "\n")
+        self.p.stdin.flush()
+        r = self._reply()
+        if "failed" in r:
+            raise RuntimeError(f"{op} failed in the firmware: {r['failed']}\n" +
+                               "\n".join(self.log[-20:]))
+        return r
+
+    def close(self):
+        """Quit; returns the firmware's exception count (uncaught ones make it -1)."""
+        if self.p.poll() is None:
+            try:
+                self.p.stdin.write('{"op": "quit"}\n')
+                self.p.stdin.flush()
+                r = self._reply()
+                self.p.wait(5)
+                self.stderr = self.p.stderr.read()
+                return r.get("exceptions", 0) if self.p.returncode == 0 else -1
+            except (OSError, RuntimeError, subprocess.TimeoutExpired):
+                self.p.kill()
+                self.p.wait()
+                return -1
+        return -1 if self.p.returncode else 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
