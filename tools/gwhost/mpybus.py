@@ -8,6 +8,34 @@ import subprocess
 from gwhost import paths
 
 DRIVER = os.path.join(paths.ROOT, "tools", "mpybus", "drive.py")
+MPY_DIR = os.path.join(paths.ROOT, "build", "mpy-host")
+
+
+def build_mpy():
+    """Compile firmware/gateway to .mpy (bytecode, as deployed) into build/mpy-host.
+
+    The unix port then loads bytecode instead of compiling source, whose parse trees need
+    more than the ESP32-sized heap (-X heapsize=110k) holds for the whole bus and drivers.
+    """
+    src_root = os.path.join(paths.FIRMWARE, "gateway")
+    for d, _dirs, files in os.walk(src_root):
+        for f in files:
+            if not f.endswith(".py"):
+                continue
+            src = os.path.join(d, f)
+            rel = os.path.relpath(src, paths.FIRMWARE)
+            dst = os.path.join(MPY_DIR, rel[:-3] + ".mpy")
+            if os.path.exists(dst) and os.path.getmtime(dst) >= os.path.getmtime(src):
+                continue
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            subprocess.run([paths.MPY_CROSS, "-o", dst, src], check=True, cwd=paths.FIRMWARE)
+    return MPY_DIR
+
+
+def mpy_env():
+    env = paths.micropython_env()
+    env["MICROPYPATH"] = ":".join([".frozen", build_mpy(), paths.FIRMWARE, paths.MPY_PACKAGES])
+    return env
 
 
 class FirmwareBus:
@@ -17,7 +45,7 @@ class FirmwareBus:
                  "bus": bus or {}, "devices": list(devices)}
         self.p = subprocess.Popen(
             [paths.MICROPYTHON, "-X", "heapsize=" + heap, DRIVER, json.dumps(setup)],
-            cwd=paths.ROOT, env=paths.micropython_env(), stdin=subprocess.PIPE,
+            cwd=paths.ROOT, env=mpy_env(), stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
         self.stderr = ""
         self.log = []
@@ -30,7 +58,7 @@ class FirmwareBus:
             line = self.p.stdout.readline()
             if not line:
                 self.stderr = self.p.stderr.read()
-                raise RuntimeError("firmware bus exited:\n" + self.stderr)
+                raise RuntimeError("firmware bus exited:\n" + "\n".join(self.log) + self.stderr)
             if line.startswith("R "):
                 return json.loads(line[2:])
             self.log.append(line.rstrip())

@@ -39,9 +39,10 @@ def seal(body):
 
 
 class FaultInjector:
-    def __init__(self, mix=None, seed=1, late_s=0.4):
+    def __init__(self, mix=None, seed=1, late_s=0.4, exception_codes=(1, 2, 3, 4, 6)):
         self.rng = random.Random(seed)
         self.late_s = late_s
+        self.exception_codes = tuple(exception_codes)
         self.set_mix(mix or {})
         self.counts = Counter()
         self.replies = 0
@@ -85,7 +86,7 @@ class FaultInjector:
             b[i] ^= 1 << rng.randrange(8)
             return bytes(b), 0.0
         if kind == "exception":
-            return seal(bytes((unit, (fn | 0x80) & 0xFF, rng.choice((1, 2, 3, 4, 6))))), 0.0
+            return seal(bytes((unit, (fn | 0x80) & 0xFF, rng.choice(self.exception_codes)))), 0.0
         if kind == "garbage":
             pre = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
             post = bytes(rng.randrange(256) for _ in range(rng.randint(0, 3)))

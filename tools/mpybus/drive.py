@@ -81,7 +81,7 @@ def rec_dict(rec):
 def snapshot(bus, devs, lag):
     out = {"transactions": bus.transactions, "errors": bus.errors, "retries": bus.retries,
            "exceptions": bus.exceptions, "resyncs": bus.link.resyncs,
-           "discarded": bus.link.discarded, "busy_us_max": bus.busy_us_max,
+           "discarded": bus.link.discarded, "busy_us_max": bus.busy_us_max, "step_us_max": bus.step_us_max,
            "timeout_cost_us_max": bus.timeout_cost_us_max, "stop_state": bus.stop_state,
            "hold": bus.hold, "lag_us_max": lag.max_us, "devices": {}}
     for name, drv in devs.items():
@@ -121,6 +121,7 @@ async def command(cmd, bus, devs, sp, lag, clock):
     if op == "reset":  # zero the maxima (after warm-up)
         lag.max_us = 0
         bus.busy_us_max = 0
+        bus.step_us_max = 0
         bus.timeout_cost_us_max = 0
         return {}
     if op == "stop":

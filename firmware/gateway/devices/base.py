@@ -4,7 +4,8 @@
 #   decode(block, now_ms)          turn the block's image into record fields
 #   command(req, now_ms) -> bool   the next setpoint / heartbeat / init write, if any
 #   command_done(req, now_ms)
-#   stop_fill(req, step) -> bool   the stop sequence: safe writes, then read-backs
+#   stop_fill(req, step) -> int    the stop sequence (safe writes, then read-backs): 1 req
+#                                  filled, 0 nothing to do (done), -1 not possible yet
 #   stop_result(req, step, now_ms) -> int   next step, or -1 once the safe values read back
 # Everything after __init__/attach runs in the bus task and allocates nothing.
 from array import array
@@ -186,12 +187,14 @@ class Driver:
     def _stop_next(self, req, now_ms):
         if self.stop_done or ticks_diff(now_ms, self._stop_next_ms) < 0:
             return False
-        if self.stop_fill(req, self._stop_step):
+        r = self.stop_fill(req, self._stop_step)
+        if r > 0:
             req.tag = TAG_STOP + self._stop_step
             req.tries = 1
             return True
-        self.stop_done = True  # nothing this device can do (no such control)
-        return False
+        if r == 0:
+            self.stop_done = True  # nothing this device can do (it has no such control)
+        return False  # r < 0: not possible yet (e.g. not identified): stays pending
 
     def _stop_result(self, req, now_ms):
         step = req.tag - TAG_STOP
@@ -226,7 +229,7 @@ class Driver:
         pass
 
     def stop_fill(self, req, step):
-        return False
+        return 0
 
     def stop_result(self, req, step, now_ms):
         return -1

@@ -182,7 +182,7 @@ class RefCharger(Driver):
             req.write1(self.unit, self._r_sp, 0, TAG_CMD)
         else:
             req.read(self.unit, FC_READ_INPUT, self.p["input"]["setpoint_w"], 1, 0)
-        return True
+        return 1
 
     def stop_result(self, req, step, now_ms):
         if step == 0:

@@ -190,6 +190,7 @@ class Bus:
         self.retries = 0
         self.exceptions = 0  # firmware exceptions caught by run() (should stay 0)
         self.busy_us_max = 0  # longest transaction, request start to outcome
+        self.step_us_max = 0  # longest single step() in run(): how long the bus holds the loop
         self.timeout_cost_us_max = 0  # longest transaction that ended in a timeout
 
     def add(self, drv):
@@ -345,8 +346,9 @@ class Bus:
 
             clock = self.clock = Clock()
         while True:
+            t0 = time.ticks_us()
             try:
-                ms = self.step(clock.now_ms(), time.ticks_us() & TICKS_MAX)
+                ms = self.step(clock.now_ms(), t0 & TICKS_MAX)
             except Exception as e:  # noqa: BLE001 - the bus must survive a driver bug
                 self.exceptions += 1
                 if self.exceptions <= 3:
@@ -354,4 +356,6 @@ class Bus:
                 self._busy = False
                 self.link.abort(time.ticks_us() & TICKS_MAX)
                 ms = 10
+            # the longest stretch the bus held the event loop (a measurement, no effect)
+            self.step_us_max = max(self.step_us_max, time.ticks_diff(time.ticks_us(), t0))
             await asyncio.sleep_ms(ms)
