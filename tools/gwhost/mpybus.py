@@ -3,11 +3,16 @@ line by line from CPython (tests, bench)."""
 
 import json
 import os
+import select
 import subprocess
 
 from gwhost import paths
 
 DRIVER = os.path.join(paths.ROOT, "tools", "mpybus", "drive.py")
+# The unix port is 64-bit: its objects and loaded bytecode take about twice the RAM they take on
+# the 32-bit ESP32, where the modules are frozen into flash besides. The bus with three drivers,
+# asyncio and this JSON driver need ~82 KB here after set-up, so the host runs use 160k.
+HEAP = "160k"
 MPY_DIR = os.path.join(paths.ROOT, "build", "mpy-host")
 
 
@@ -40,21 +45,28 @@ def mpy_env():
 
 class FirmwareBus:
     def __init__(self, path, baud=9600, parity="E", stop=1, bus=None, devices=(),
-                 heap=paths.HEAP):
+                 heap=HEAP):
         setup = {"path": path, "baud": baud, "parity": parity, "stop": stop,
                  "bus": bus or {}, "devices": list(devices)}
         self.p = subprocess.Popen(
-            [paths.MICROPYTHON, "-X", "heapsize=" + heap, DRIVER, json.dumps(setup)],
+            [paths.MICROPYTHON, "-X", "heapsize=" + heap, DRIVER],
             cwd=paths.ROOT, env=mpy_env(), stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
         self.stderr = ""
         self.log = []
+        self.p.stdin.write(json.dumps(setup) + "\n")  # argv > 255 bytes crashes the unix port
+        self.p.stdin.flush()
         first = self._reply()
         if not first.get("ready"):
             raise RuntimeError(f"firmware bus did not start: {first}")
+        self.heap_alloc = first["heap_alloc"]
 
-    def _reply(self):
+    def _reply(self, timeout_s=120):
         while True:
+            if not select.select([self.p.stdout], [], [], timeout_s)[0]:
+                self.p.kill()
+                raise RuntimeError(f"firmware bus silent for {timeout_s} s:\n" +
+                                   "\n".join(self.log[-20:]))
             line = self.p.stdout.readline()
             if not line:
                 self.stderr = self.p.stderr.read()

@@ -1,12 +1,15 @@
 # Drives the firmware's Modbus bus on the MicroPython unix port for host tests and the bench.
 #
-#   micropython tools/mpybus/drive.py '<setup json>'
+#   micropython tools/mpybus/drive.py      (first stdin line: the setup JSON)
+# (Not in argv: on this unix port an argument longer than 255 bytes aborts the interpreter with
+# "FATAL: uncaught NLR" before any Python code runs.)
 # Setup: {"path": pty, "baud": 9600, "parity": "E", "stop": 1, "bus": {...bus settings},
 #         "devices": [{"type": "charger"|"sunspec"|"solax", "name": "ev", "cfg": {...}}]}
 # Then one JSON command per stdin line, one JSON reply per stdout line (prefixed "R "):
 #   {"op": "read", "unit", "fn", "start", "count"}    one-off read: status, regs
 #   {"op": "write", "unit", "start", "values"}        one-off write (06 for one value, else 16)
 #   {"op": "run", "ms"}                               let the bus work; reply after ms
+#   {"op": "hammer", "unit", "fn", "start", "count", "n"}   n one-off reads back to back
 #   {"op": "setpoints", "ev_w", "ev_session", "export_limit_w", "batt_w"}
 #   {"op": "snapshot"}                                records, health, driver state, bus stats
 #   {"op": "stop", "max_ms"}                          submit_stop; reply when confirmed
@@ -108,6 +111,12 @@ async def command(cmd, bus, devs, sp, lag, clock):
         fn = cmd.get("fn", rtu.FC_WRITE_SINGLE if len(v) == 1 else rtu.FC_WRITE_MULTIPLE)
         st = await bus.transact(cmd["unit"], fn, cmd["start"], len(v), v)
         return {"status": st, "error": type(rtu.error(st)).__name__}
+    if op == "hammer":  # n one-off reads back to back (fuzzing): outcome counts by status
+        hist = {}
+        for _ in range(cmd["n"]):
+            st = await bus.transact(cmd["unit"], cmd["fn"], cmd["start"], cmd["count"])
+            hist[st] = hist.get(st, 0) + 1
+        return {"statuses": hist}
     if op == "run":
         await asyncio.sleep_ms(cmd["ms"])
         return snapshot(bus, devs, lag)
@@ -171,7 +180,8 @@ async def main(setup):
     tasks = [asyncio.create_task(bus.run()), asyncio.create_task(lag.run())]
     poller = select.poll()
     poller.register(sys.stdin, select.POLLIN)
-    print("R " + json.dumps({"ready": True}))
+    gc.collect()
+    print("R " + json.dumps({"ready": True, "heap_alloc": gc.mem_alloc(), "heap_free": gc.mem_free()}))
     while True:
         if not poller.poll(0):
             await asyncio.sleep_ms(5)
@@ -193,4 +203,4 @@ async def main(setup):
     print("R " + json.dumps({"bye": True, "exceptions": bus.exceptions}))
 
 
-asyncio.run(main(json.loads(sys.argv[1])))
+asyncio.run(main(json.loads(sys.stdin.readline())))

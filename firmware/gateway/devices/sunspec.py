@@ -65,8 +65,7 @@ class SunSpecInverter(Driver):
 
     def info(self):
         return {"base": self.base, "models": sorted(self.addr), "wmax_w": self.wmax_w,
-                "can_limit": self.can_limit,
-                "images": [list(i) if i is not None else None for i in self._img]}
+                "can_limit": self.can_limit}
 
     # ---- discovery (COMMAND level, before anything else) -------------------------------------
 
