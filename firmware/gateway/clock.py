@@ -31,7 +31,7 @@ def ticks_diff(a, b):
 def elapsed(now, since):
     """ms from `since` to `now`, never negative."""
     d = ticks_diff(now, since)
-    return d if d > 0 else 0
+    return max(0, d)
 
 
 class Clock:

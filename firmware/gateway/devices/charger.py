@@ -1,0 +1,192 @@
+# The project's reference bidirectional DC charger over Modbus RTU (map: docs/charger-map.md).
+#
+# No public RTU map of a bidirectional DC charger exists (the public ones are Modbus TCP), so
+# the project defines this one; a real charger gets its own PROFILE with its own addresses.
+# The profile is data; the driver below only moves values between register images and the
+# Charger record, and turns Setpoints into writes.
+from gateway.clock import ticks_diff
+from gateway.devices.base import COMMON_SCHEMA, TAG_CMD, Driver, s16
+from gateway.modbus.rtu import FC_READ_INPUT
+from micropython import const
+
+PROFILE = {
+    "name": "gw-dcbc",
+    "doc": "docs/charger-map.md",
+    "map_id": 0x4743,  # input 10: "GC"
+    "map_version": 1,  # input 11
+    "polls": (
+        (FC_READ_INPUT, 0, 6, False),  # state, flags, power, setpoint in effect, SoC, fault
+        (FC_READ_INPUT, 6, 6, True),  # alive counter, min, max charge, max discharge, id, version
+    ),
+    "input": {
+        "state": 0, "flags": 1, "power_w": 2, "setpoint_w": 3, "soc_pct": 4, "fault": 5,
+        "alive": 6, "min_w": 7, "max_charge_w": 8, "max_discharge_w": 9,
+        "map_id": 10, "map_version": 11,
+    },
+    "holding": {"setpoint_w": 0, "session": 1, "watchdog_s": 2, "heartbeat": 3},
+    "flags": {"plugged": 1, "session": 2, "watchdog_expired": 4, "grid_ok": 8,
+              "unconfigured": 16},
+}
+
+# Charger states (input register 0)
+NO_CAR = const(0)
+IDLE = const(1)  # plugged, no session
+STANDBY = const(2)  # session open at 0 W
+CHARGING = const(3)
+DISCHARGING = const(4)
+FAULT = const(5)
+FALLBACK = const(6)  # communication watchdog expired: 0 W, session closed
+
+SCHEMA = dict(COMMON_SCHEMA)
+SCHEMA.update({
+    "unit": (1, 1, 247),
+    "poll_ms": (500, 50, 60000),
+    "slow_poll_ms": (1000, 100, 600000),
+    "watchdog_s": (10, 2, 600),  # the charger's communication timeout, programmed at start
+    "max_charge_w": (11000, 0, 30000),  # the gateway's own caps on top of the charger's
+    "max_discharge_w": (10000, 0, 30000),
+})
+
+# command tags: TAG_CMD (64) + n (const() needs literals)
+_INIT = const(64)
+_SETPOINT = const(65)
+_SESSION = const(66)
+_HEARTBEAT = const(67)
+
+
+class RefCharger(Driver):
+    def __init__(self, cfg, rec, setpoints, profile=PROFILE):
+        super().__init__(cfg, profile["polls"])
+        self.p = profile
+        self.rec = rec
+        self.sp = setpoints
+        hr = profile["holding"]
+        self._r_sp = hr["setpoint_w"]
+        self._r_sess = hr["session"]
+        self._r_wd = hr["watchdog_s"]
+        self._r_hb = hr["heartbeat"]
+        self._fl = profile["flags"]
+        self.map_ok = False  # identity registers read and matching: only then do we write
+        self.written_w = 0
+        self.written_session = False
+        self._hb_ms = 0
+        self._hb_n = 0
+        self._alive = -1
+        self._alive_ms = 0
+        self.reboots = 0  # device power-ups seen (its "unconfigured" flag came back)
+
+    def attach(self, bus):
+        super().attach(bus)
+        ir = self.p["input"]
+        loc = self.block_of
+        self._img0, _ = loc(FC_READ_INPUT, ir["state"])
+        self._img1, _ = loc(FC_READ_INPUT, ir["alive"])
+        self._i = {}
+        for k in ir:
+            self._i[k] = loc(FC_READ_INPUT, ir[k])[1]
+
+    # ---- registers -> record -----------------------------------------------------------------
+
+    def decode(self, block, now_ms):
+        i = self._i
+        rec = self.rec
+        if block == 0:
+            img = self._img0
+            f = img[i["flags"]]
+            fl = self._fl
+            rec.state = img[i["state"]]
+            rec.plugged = bool(f & fl["plugged"])
+            rec.session = bool(f & fl["session"])
+            rec.grid_ok = bool(f & fl["grid_ok"])
+            rec.power_w = s16(img[i["power_w"]])
+            rec.setpoint_w = s16(img[i["setpoint_w"]])
+            soc = img[i["soc_pct"]]
+            if soc <= 100:
+                rec.soc_pct = soc
+            rec.fault = img[i["fault"]]
+            rec.t_ms = now_ms
+            if f & fl["unconfigured"] and not self.need_init:
+                # It powered up since we programmed it: its watchdog setting and setpoint are
+                # gone. Re-program before anything else.
+                self.need_init = True
+                self.reboots += 1
+        else:
+            img = self._img1
+            a = img[i["alive"]]
+            if a != self._alive:
+                self._alive = a
+                self._alive_ms = now_ms
+            # answering with a frozen alive counter: a hung controller, its data is stale
+            self.stale = ticks_diff(now_ms, self._alive_ms) > self.cfg["max_age_ms"]
+            rec.min_w = img[i["min_w"]]
+            rec.max_charge_w = img[i["max_charge_w"]]
+            rec.max_discharge_w = img[i["max_discharge_w"]]
+            self.map_ok = (img[i["map_id"]] == self.p["map_id"]
+                           and img[i["map_version"]] == self.p["map_version"])
+
+    # ---- setpoints -> writes -----------------------------------------------------------------
+
+    def want_w(self):
+        """The setpoint to write: 0 W while the bus holds a stop, else within both limits."""
+        if self.bus.hold:
+            return 0
+        w = self.sp.ev_w
+        c = self.cfg
+        hi = min(c["max_charge_w"], self.rec.max_charge_w or c["max_charge_w"])
+        lo = -min(c["max_discharge_w"], self.rec.max_discharge_w or c["max_discharge_w"])
+        return max(lo, min(hi, w))
+
+    def command(self, req, now_ms):
+        if not self.map_ok:
+            return False  # never write setpoints to a device we have not identified
+        w = self.want_w()
+        session = bool(self.sp.ev_session)
+        if self.need_init:
+            v = req.values
+            v[0] = w & 0xFFFF
+            v[1] = 1 if session else 0
+            v[2] = self.cfg["watchdog_s"]
+            self._hb_n = (self._hb_n + 1) & 0xFFFF
+            v[3] = self._hb_n
+            req.write(self.unit, self._r_sp, 4, _INIT)
+        elif w != self.written_w:
+            req.write1(self.unit, self._r_sp, w, _SETPOINT)
+        elif session != self.written_session:
+            req.write1(self.unit, self._r_sess, 1 if session else 0, _SESSION)
+        elif self.hb_due(now_ms, self._hb_ms, self.cfg["watchdog_s"]):
+            self._hb_n = (self._hb_n + 1) & 0xFFFF
+            req.write1(self.unit, self._r_hb, self._hb_n, _HEARTBEAT)
+        else:
+            return False
+        req.tries = 1 + self.bus.cfg["retries"]
+        return True
+
+    def command_done(self, req, now_ms):
+        if req.status != 0:
+            return
+        self._hb_ms = now_ms  # any write to these registers refreshes the charger's watchdog
+        tag = req.tag
+        if tag == _INIT:
+            self.need_init = False
+            self.written_w = s16(req.values[0])
+            self.written_session = req.values[1] == 1
+        elif tag == _SETPOINT:
+            self.written_w = s16(req.values[0])
+        elif tag == _SESSION:
+            self.written_session = req.values[0] == 1
+
+    # ---- stop: 0 W, then read back the setpoint in effect ------------------------------------
+
+    def stop_fill(self, req, step):
+        if step == 0:
+            req.write1(self.unit, self._r_sp, 0, TAG_CMD)
+        else:
+            req.read(self.unit, FC_READ_INPUT, self.p["input"]["setpoint_w"], 1, 0)
+        return 1
+
+    def stop_result(self, req, step, now_ms):
+        if step == 0:
+            self.written_w = 0
+            self._hb_ms = now_ms
+            return 1
+        return -1 if req.regs[0] == 0 else 0

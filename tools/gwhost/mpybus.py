@@ -1,0 +1,108 @@
+"""Host side of tools/mpybus/drive.py: the firmware's bus on the MicroPython unix port, driven
+line by line from CPython (tests, bench)."""
+
+import json
+import os
+import select
+import subprocess
+
+from gwhost import paths
+
+DRIVER = os.path.join(paths.ROOT, "tools", "mpybus", "drive.py")
+# The unix port is 64-bit: its objects and loaded bytecode take about twice the RAM they take on
+# the 32-bit ESP32, where the modules are frozen into flash besides. The bus with three drivers,
+# asyncio and this JSON driver need ~82 KB here after set-up, so the host runs use 160k.
+HEAP = "160k"
+MPY_DIR = os.path.join(paths.ROOT, "build", "mpy-host")
+
+
+def build_mpy():
+    """Compile firmware/gateway to .mpy (bytecode, as deployed) into build/mpy-host.
+
+    The unix port then loads bytecode instead of compiling source, whose parse trees need
+    more than the ESP32-sized heap (-X heapsize=110k) holds for the whole bus and drivers.
+    """
+    src_root = os.path.join(paths.FIRMWARE, "gateway")
+    for d, _dirs, files in os.walk(src_root):
+        for f in files:
+            if not f.endswith(".py"):
+                continue
+            src = os.path.join(d, f)
+            rel = os.path.relpath(src, paths.FIRMWARE)
+            dst = os.path.join(MPY_DIR, rel[:-3] + ".mpy")
+            if os.path.exists(dst) and os.path.getmtime(dst) >= os.path.getmtime(src):
+                continue
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            subprocess.run([paths.MPY_CROSS, "-o", dst, src], check=True, cwd=paths.FIRMWARE)
+    return MPY_DIR
+
+
+def mpy_env():
+    env = paths.micropython_env()
+    env["MICROPYPATH"] = ":".join([".frozen", build_mpy(), paths.FIRMWARE, paths.MPY_PACKAGES])
+    return env
+
+
+class FirmwareBus:
+    def __init__(self, path, baud=9600, parity="E", stop=1, bus=None, devices=(),
+                 heap=HEAP):
+        setup = {"path": path, "baud": baud, "parity": parity, "stop": stop,
+                 "bus": bus or {}, "devices": list(devices)}
+        self.p = subprocess.Popen(
+            [paths.MICROPYTHON, "-X", "heapsize=" + heap, DRIVER],
+            cwd=paths.ROOT, env=mpy_env(), stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+        self.stderr = ""
+        self.log = []
+        self.p.stdin.write(json.dumps(setup) + "\n")  # argv > 255 bytes crashes the unix port
+        self.p.stdin.flush()
+        first = self._reply()
+        if not first.get("ready"):
+            raise RuntimeError(f"firmware bus did not start: {first}")
+        self.heap_alloc = first["heap_alloc"]
+
+    def _reply(self, timeout_s=120):
+        while True:
+            if not select.select([self.p.stdout], [], [], timeout_s)[0]:
+                self.p.kill()
+                raise RuntimeError(f"firmware bus silent for {timeout_s} s:\n" +
+                                   "\n".join(self.log[-20:]))
+            line = self.p.stdout.readline()
+            if not line:
+                self.stderr = self.p.stderr.read()
+                raise RuntimeError("firmware bus exited:\n" + "\n".join(self.log) + self.stderr)
+            if line.startswith("R "):
+                return json.loads(line[2:])
+            self.log.append(line.rstrip())
+
+    def cmd(self, op, **kw):
+        kw["op"] = op
+        self.p.stdin.write(json.dumps(kw) + "\n")
+        self.p.stdin.flush()
+        r = self._reply()
+        if "failed" in r:
+            raise RuntimeError(f"{op} failed in the firmware: {r['failed']}\n" +
+                               "\n".join(self.log[-20:]))
+        return r
+
+    def close(self):
+        """Quit; returns the firmware's exception count (uncaught ones make it -1)."""
+        if self.p.poll() is None:
+            try:
+                self.p.stdin.write('{"op": "quit"}\n')
+                self.p.stdin.flush()
+                r = self._reply()
+                self.p.wait(5)
+                self.stderr = self.p.stderr.read()
+                return r.get("exceptions", 0) if self.p.returncode == 0 else -1
+            except (OSError, RuntimeError, subprocess.TimeoutExpired):
+                self.p.kill()
+                self.p.wait()
+                return -1
+        return -1 if self.p.returncode else 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
