@@ -10,6 +10,7 @@ import gc
 import asyncio
 from gateway.clock import ticks_diff
 from gateway.log import Log
+from gateway.modbus.bus import STOP_CONFIRMED
 from gateway.model import Charger, Counters, Inverter, Meter, Permits, Setpoints
 from gateway.safety import REASON_FAULT_EXCEPTION, REASON_FAULT_TASK, STATE_FAULT
 from gateway.supervisor import Supervisor
@@ -49,6 +50,7 @@ class Gateway:
         self.loop_lag_ms_max = 0
         self.heap_peak_bytes = 0
         self.safe_reason = "boot"
+        self._stop_seq = 0
         self.extra_services = []  # (name, factory): tests and optional services
         self.sup = Supervisor(self.clock, self.safe_state, self.log.error)
         self.safe_state("boot")  # the very first thing: export blocked, no setpoints
@@ -63,8 +65,8 @@ class Gateway:
         self.fault_quiet_ms = a["fault_quiet_ms"]
         from gateway.safety import Safety
 
-        self.safety = Safety(data["safety"], self.meter, self.charger, self.inverter,
-                             self.permits)
+        inv = self.inverter if data["inverter"]["kind"] != "none" else None
+        self.safety = Safety(data["safety"], self.meter, self.charger, inv, self.permits)
         if self.safety.config_error:
             self.log.error("config: safety settings invalid (%s): defaults loaded, FAULT"
                            " latched" % self.safety.config_error)
@@ -122,6 +124,8 @@ class Gateway:
             board.set_interlock(s.interlock_on)
             if s.n_edges != seq:  # an edge landed between the read and the write
                 board.set_interlock(False)
+            if not s.stop_needed and self.bus is not None and self.bus.hold:
+                self.bus.release_stop()  # permitted again: the drivers may follow setpoints
             if s.stop_needed:
                 if s.stop_seq != sent:
                     sent = s.stop_seq
@@ -147,12 +151,15 @@ class Gateway:
         sp = self.setpoints
         sp.ev_w = 0
         sp.export_limit_w = 0
+        self._stop_seq = seq
         if self.bus is not None:
-            self.bus.urgent_stop(seq)
+            self.bus.submit_stop(self.clock.now_ms())
 
     def stop_done(self, seq):
-        """True once every device read back its safe values for stop `seq`."""
-        return True if self.bus is None else self.bus.stop_confirmed(seq)
+        """True once every device read back its safe values for stop `seq`. Without a bus
+        nothing can run, but nothing confirms either: the stop stays pending (blocked)."""
+        b = self.bus
+        return b is not None and seq == self._stop_seq and b.stop_state == STOP_CONFIRMED
 
     def _show_safety(self):
         from gateway import safety

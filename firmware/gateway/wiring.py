@@ -24,9 +24,49 @@ def _env(name):
 def schemas():
     """Every configuration section and the module that owns it."""
     from gateway import app, commands, control_cfg, mqtt, safety_cfg, telemetry
+    from gateway.devices import charger, solax, sunspec
+    from gateway.modbus import bus
 
+    inverter = {"kind": ("sunspec", ("sunspec", "solax", "none"), None)}
+    for sch in (solax.SCHEMA, sunspec.SCHEMA):  # the union; the chosen driver takes its own
+        inverter.update(sch)
     return {"app": app.SCHEMA, "safety": safety_cfg.SCHEMA, "control": control_cfg.SCHEMA,
+            "bus": bus.SCHEMA, "charger": charger.SCHEMA, "inverter": inverter,
             "mqtt": mqtt.SCHEMA, "telemetry": telemetry.SCHEMA, "commands": commands.SCHEMA}
+
+
+def build_bus(gw):
+    """The RS-485 bus with the charger and the inverter drivers, or None (no UART)."""
+    from gateway.modbus.bus import Bus
+    from gateway.modbus.settings import settings
+
+    data = gw.config.data
+    try:
+        uart = gw.board.uart("rs485")
+    except (ports.BoardError, OSError) as e:
+        gw.log.error("bus: no RS-485 UART (%s): devices offline, export stays blocked" % e)
+        return None
+    b = data["bus"]
+    if (uart.baud, uart.parity, uart.stop) != (b["baud"], b["parity"], b["stop"]):
+        gw.log.warning("bus: board UART %d %s %d differs from bus settings" % (
+            uart.baud, uart.parity, uart.stop))
+    bus = Bus(uart, b, gw.clock)
+    from gateway.devices import charger
+
+    bus.add(charger.RefCharger(settings(charger.SCHEMA, data["charger"], "charger"),
+                               gw.charger, gw.setpoints))
+    inv = data["inverter"]
+    kind = inv["kind"]
+    if kind != "none":
+        if kind == "solax":
+            from gateway.devices import solax as mod
+            from gateway.devices.solax import SolaxHybrid as Drv
+        else:
+            from gateway.devices import sunspec as mod
+            from gateway.devices.sunspec import SunSpecInverter as Drv
+        own = {k: v for k, v in inv.items() if k in mod.SCHEMA}
+        bus.add(Drv(settings(mod.SCHEMA, own, "inverter"), gw.inverter, gw.setpoints))
+    return bus
 
 
 def build_config(board, log, permits=None, path=""):
@@ -54,6 +94,9 @@ def start_services(gw):
 
     data = gw.config.data
     gw.config.listeners.append(gw.apply_settings)
+    gw.bus = build_bus(gw)
+    if gw.bus is not None:
+        gw.extra_services.append(("bus", gw.bus.run))
     if data["mqtt"]["host"]:
         from gateway.telemetry import Telemetry
 

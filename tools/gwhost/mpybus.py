@@ -13,34 +13,11 @@ DRIVER = os.path.join(paths.ROOT, "tools", "mpybus", "drive.py")
 # the 32-bit ESP32, where the modules are frozen into flash besides. The bus with three drivers,
 # asyncio and this JSON driver need ~82 KB here after set-up, so the host runs use 160k.
 HEAP = "160k"
-MPY_DIR = os.path.join(paths.ROOT, "build", "mpy-host")
-
-
-def build_mpy():
-    """Compile firmware/gateway to .mpy (bytecode, as deployed) into build/mpy-host.
-
-    The unix port then loads bytecode instead of compiling source, whose parse trees need
-    more than the ESP32-sized heap (-X heapsize=110k) holds for the whole bus and drivers.
-    """
-    src_root = os.path.join(paths.FIRMWARE, "gateway")
-    for d, _dirs, files in os.walk(src_root):
-        for f in files:
-            if not f.endswith(".py"):
-                continue
-            src = os.path.join(d, f)
-            rel = os.path.relpath(src, paths.FIRMWARE)
-            dst = os.path.join(MPY_DIR, rel[:-3] + ".mpy")
-            if os.path.exists(dst) and os.path.getmtime(dst) >= os.path.getmtime(src):
-                continue
-            os.makedirs(os.path.dirname(dst), exist_ok=True)
-            subprocess.run([paths.MPY_CROSS, "-o", dst, src], check=True, cwd=paths.FIRMWARE)
-    return MPY_DIR
 
 
 def mpy_env():
-    env = paths.micropython_env()
-    env["MICROPYPATH"] = ":".join([".frozen", build_mpy(), paths.FIRMWARE, paths.MPY_PACKAGES])
-    return env
+    """The firmware as deployed (.mpy, see gwhost.mpyhost) on the unix port's path."""
+    return paths.micropython_env()
 
 
 class FirmwareBus:
