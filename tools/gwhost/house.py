@@ -18,6 +18,8 @@ from gwhost.simstate import PlantState
 
 V_NOM_MV = 230000
 F_NOM_MHZ = 50000
+_ENERGY = ("island_export_wh", "backup_unserved_wh", "ev_discharge_wh", "ev_charge_wh",
+           "grid_import_wh", "grid_export_wh", "ev_to_grid_wh")
 STOP_FIELDS = ("ev_setpoint_w", "inv_export_limit_w", "inv_limit_pct")
 
 
@@ -35,11 +37,15 @@ class StampedState(PlantState):
 
 
 class House:
-    def __init__(self, scen, start_s, link, baud=9600):
+    def __init__(self, scen, start_s, link, baud=9600, warmup_s=0.0):
         self.scen = scen
         self.start_s = start_s
         self.link = link
         self.baud = baud
+        # The plant starts warmup_s early so the gateway has re-armed by the measured start,
+        # as a gateway that has been running all along would have.
+        start_s = max(0.0, start_s - warmup_s)
+        self.start_s = start_s
         self.plant = Plant(scen, start_s=start_s)
         self.state = StampedState(autonomous=False)
         self.bus = None
@@ -47,7 +53,9 @@ class House:
         self.rel = 0.0
         self._grid_up = None
         self._island = None
-        self.events = []  # one dict per grid loss inside the run
+        self.events = []  # one dict per grid loss inside the measured part of the run
+        self.measure_from = 0.0  # rel s: the warm-up before it is not counted
+        self._base = None
         self._event_times = self._grid_edges()
         self._sync_state()
         self.state._live = True
@@ -56,9 +64,8 @@ class House:
     def _grid_edges(self):
         """Scenario times (s) at which the grid or the switch changes."""
         edges = []
-        for e in self.scen.events:
-            t, d = e["t_s"], e.get("duration_s", 0)
-            edges += [t, t + d]
+        for t0, t1, _island in self.scen.events:  # (start s, end s, switch at island)
+            edges += [t0, t1]
         return sorted(x - self.start_s for x in edges if x > self.start_s)
 
     def next_event_s(self, now_rel):
@@ -87,8 +94,7 @@ class House:
     def _sync_state(self):
         p, s = self.plant, self.state
         s.ev_plugged = bool(p.ev_plugged)
-        s.ev_soc_pct = int(p.ev_soc_reported()) if callable(getattr(p, "ev_soc_reported", None)) \
-            else int(p.ev_soc_pct)
+        s.ev_soc_pct = p.ev_soc_reported
         s.ev_power_w = round(p.ev_reported_w)
         s.grid_ok = bool(p.grid_up)
         s.pv_w = round(p.pv_w - p.curtailed_w)
@@ -110,12 +116,14 @@ class House:
             p.step(dt_ms)
             self.rel = rel
         self._sync_state()
-        up, isl = p.grid_up_now(), bool(p.switch_island)
+        if self._base is None and rel >= self.measure_from:
+            self._base = {k: getattr(p, k) for k in _ENERGY}
+        _, _, up, isl = p.inputs()  # the grid and the switch at this moment
         if isl != self._island:
             self._island = isl
             self.link.send_contact(1 if isl else 0)
         if up != self._grid_up:
-            if self._grid_up and not up:
+            if self._grid_up and not up and rel >= self.measure_from:
                 self.events.append({"t_s": round(self.start_s + rel, 3), "rel": rel,
                                     "wall": self.t0 + rel, "switch": "island" if isl else "grid",
                                     "interlock_at_loss": self.link.interlock})
@@ -124,7 +132,7 @@ class House:
 
     def send_truth(self):
         p = self.plant
-        up = p.grid_up_now()
+        up = p.grid_up_now
         # The voltage reference sits on the grid side of the transfer switch.
         grid_w = p.meter_grid_w if p.meter_valid else p.grid_w
         house_w = p.load_w - p.unserved_w
@@ -171,17 +179,19 @@ class House:
             blocks.append(b)
             stops.append(s)
             del ev["wall"]
+        base = self._base or {k: getattr(p, k) for k in _ENERGY}
+        e = {k: getattr(p, k) - base[k] for k in _ENERGY}
         return {
             "grid_loss_events": len(self.events),
             "block_latency_ms_max": _worst(blocks),
             "modbus_stop_latency_ms_max": _worst(stops),
-            "island_export_wh": round(p.island_export_wh, 4),
-            "backup_unserved_wh": round(p.backup_unserved_wh, 3),
-            "ev_discharge_wh": round(p.ev_discharge_wh, 3),
-            "ev_charge_wh": round(p.ev_charge_wh, 3),
-            "grid_import_wh": round(p.grid_import_wh, 3),
-            "grid_export_wh": round(p.grid_export_wh, 3),
-            "ev_to_grid_wh": round(p.ev_to_grid_wh, 4),
+            "island_export_wh": round(e["island_export_wh"], 4),
+            "backup_unserved_wh": round(e["backup_unserved_wh"], 3),
+            "ev_discharge_wh": round(e["ev_discharge_wh"], 3),
+            "ev_charge_wh": round(e["ev_charge_wh"], 3),
+            "grid_import_wh": round(e["grid_import_wh"], 3),
+            "grid_export_wh": round(e["grid_export_wh"], 3),
+            "ev_to_grid_wh": round(e["ev_to_grid_wh"], 4),
             "events": self.events,
         }
 

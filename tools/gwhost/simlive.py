@@ -35,7 +35,7 @@ STEP_S = 0.01
 
 class LiveRun:
     def __init__(self, scenario, start_s=0.0, duration_s=60.0, broker=None, config=None,
-                 out_dir=None, status=None, heap=paths.LIVE_HEAP, faults=None):
+                 out_dir=None, status=None, heap=paths.LIVE_HEAP, faults=None, warmup_s=None):
         self.scen = scenario
         self.start_s = float(start_s)
         self.duration_s = float(duration_s)
@@ -46,11 +46,21 @@ class LiveRun:
         self.heap = heap
         self.faults = faults or []  # [(t_s, "kill_devices" | "kill_link" | ...)]
         self.trace = []
+        if warmup_s is None:  # long enough for the configured reconnection delay, + margin
+            rc = (self.config.get("safety") or {}).get("reconnect_ms") or \
+                ((scenario.raw.get("gateway_config") or {}).get("safety") or {}).get(
+                    "reconnect_ms", 60000)
+            warmup_s = rc / 1000.0 + 15.0
+        self.warmup_s = min(warmup_s, self.start_s)
         self.fw_lines = []
 
     # --- set-up -----------------------------------------------------------------
     def _firmware_config(self, mqtt_host, mqtt_port):
-        cfg = json.loads(json.dumps(self.scen.raw.get("gateway_config") or {}))
+        from gwhost.simdevices import firmware_settings
+
+        cfg = firmware_settings()
+        for section, values in (self.scen.raw.get("gateway_config") or {}).items():
+            cfg.setdefault(section, {}).update(values)
         for section, values in self.config.items():
             cfg.setdefault(section, {}).update(values)
         mq = cfg.setdefault("mqtt", {})
@@ -77,7 +87,8 @@ class LiveRun:
     # --- the run ------------------------------------------------------------------
     def run(self):
         link = PlantLink()
-        house = House(self.scen, self.start_s, link)
+        house = House(self.scen, self.start_s, link, warmup_s=self.warmup_s)
+        house.measure_from = self.warmup_s
         broker, mhost, mport = self._start_broker()
         counter = None
         proc = None
@@ -118,7 +129,7 @@ class LiveRun:
 
     def _loop(self, house, link, proc):
         t0 = time.monotonic()
-        end = self.duration_s
+        end = self.warmup_s + self.duration_s
         next_trace = 0.0
         next_truth = 0.0
         faults = sorted(self.faults)
@@ -167,7 +178,7 @@ class LiveRun:
             "firmware_exit_code": proc.returncode if proc else None,
             "watchdog_resets": link.watchdog_resets,
             "scenario": self.scen.name, "start_s": self.start_s,
-            "duration_s": self.duration_s,
+            "duration_s": self.duration_s, "warmup_s": self.warmup_s,
         })
         return m
 
@@ -178,8 +189,12 @@ def main(argv=None):
     ap.add_argument("--start", type=float, default=0.0)
     ap.add_argument("--duration", type=float, required=True)
     ap.add_argument("--broker", help="HOST:PORT of an MQTT broker to use instead of our own")
+    ap.add_argument("--warmup", type=float, default=None,
+                    help="seconds to run before --start so the gateway has re-armed "
+                         "(default: its reconnection delay + 15 s)")
     ap.add_argument("--json", action="store_true", help="print the metrics as JSON (last line)")
     ap.add_argument("--trace", help="write the 1 s trace as CSV to this file")
+    ap.add_argument("--firmware-log", help="write the firmware's console output to this file")
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                     help="override a firmware setting, e.g. safety.reconnect_ms=10000")
     args = ap.parse_args(argv)
@@ -197,10 +212,13 @@ def main(argv=None):
             return 2
         config.setdefault(section, {})[name] = json.loads(value) if value[0] in "-0123456789[{tfn\"" \
             else value
-    run = LiveRun(scen, args.start, args.duration, args.broker, config)
+    run = LiveRun(scen, args.start, args.duration, args.broker, config, warmup_s=args.warmup)
     m = run.run()
     if args.trace:
         write_trace(run.trace, args.trace)
+    if args.firmware_log:
+        with open(args.firmware_log, "w") as f:
+            f.write("\n".join(run.fw_lines) + "\n")
     print(json.dumps(m) if args.json else json.dumps(m, indent=1))
     return 0
 

@@ -115,7 +115,9 @@ class Link:
         if st == _GAP:
             self._drain(now_us, False)
             quiet = ticks_diff(now_us, self.line_us)
-            if quiet < self.t35_us:
+            # line_us is always in the past; a "future" one is a stale tick from more than
+            # 2**29 us (~9 min) ago, e.g. the initial 0: the line has long been quiet.
+            if 0 <= quiet < self.t35_us:
                 self.wait_us = self.t35_us - quiet
                 return False
             self.uart.write(self._view)
