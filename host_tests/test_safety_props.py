@@ -23,7 +23,7 @@ import os
 import subprocess
 
 from gwhost import paths
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
@@ -41,6 +41,11 @@ from gateway.safety import (
 from safety_rig import FAST, NO_EDGE, Rig, drive, outputs
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# CI runs a fixed set of examples (derandomize: a fresh draw cannot fail a run
+# without a recorded regression; --hypothesis-seed is then ignored). Set
+# SAFETY_PROPS_EXPLORE=1 to draw new examples (seeded by --hypothesis-seed),
+# and pin what they find with @example.
+DERANDOMIZE = os.environ.get("SAFETY_PROPS_EXPLORE") != "1"
 CFG = dict(FAST)
 D = CFG["reconnect_ms"]
 STABLE = CFG["contact_stable_ms"]
@@ -60,7 +65,11 @@ class Oracle:
         self.c_level = None
         self.c_since = rig.t
         self.export_prev = False
-        self.stop_since = rig.t  # stop pending since boot
+        # The boot stop's deadline starts at the first tick, not at construction:
+        # the firmware is given no time before it, and the app sends the stop only
+        # after that tick (docs/safety.md). From construction the oracle demanded a
+        # FAULT that the firmware cannot know is due (a first tick later than GAP).
+        self.stop_since = None
         self.edge_now = False
         self.n_export = self.n_backup = self.n_release = 0
 
@@ -172,8 +181,16 @@ def check(t0, steps):
     return rows, o
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# found by this test: a first tick 1.5 s after construction, the boot stop never
+# confirmed; it is due (FAULT) 1 s after that tick, which the oracle checks here
+LATE_BOOT = [[1, 1500, CONTACT_GRID, NO_EDGE, 1, 1, 230000, 50000, 0, 0, 0, 0, 0, 0],
+             [25, 100, CONTACT_GRID, NO_EDGE, 1, 1, 230000, 50000, 0, 0, 0, 0, 0, 0]]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+          derandomize=DERANDOMIZE)
 @given(T0, SEQ)
+@example(1000, LATE_BOOT)
 def test_invariants_hold_for_any_sequence(t0, steps):
     check(t0, steps)
 
@@ -255,7 +272,7 @@ class SafetyMachine(RuleBasedStateMachine):
 
 
 SafetyMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=40,
-                                           deadline=None)
+                                           deadline=None, derandomize=DERANDOMIZE)
 TestSafetyMachine = SafetyMachine.TestCase
 
 
@@ -279,8 +296,10 @@ def run_on_unix_port(runs):
     return runs_rows[:-1]
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+          derandomize=DERANDOMIZE)
 @given(st.lists(st.tuples(T0, SEQ), min_size=1, max_size=12))
+@example([(1000, LATE_BOOT), (TICKS_MAX - 4000, LATE_BOOT)])
 def test_unix_port_matches_cpython_tick_by_tick(runs):
     got = run_on_unix_port([[t0, steps] for t0, steps in runs])
     assert len(got) == len(runs)

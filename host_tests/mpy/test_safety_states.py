@@ -250,6 +250,22 @@ class Escalation(unittest.TestCase):
         self.assertEqual(r.s.state, STATE_RECONNECT_WAIT)
         self.assertEqual(r.until(STATE_NORMAL, 3 * D), D)
 
+    def test_boot_stop_is_due_1_s_after_the_first_tick(self):
+        # Safety gets no time before its first tick, and the app sends the boot stop
+        # only after that tick: stop_confirm_ms runs from there, however late it is
+        r = Rig()
+        r.confirm = False
+        r.step(1500)  # a slow boot: the first tick 1.5 s after construction
+        first = r.t
+        r.run(980)
+        self.assertEqual(r.s.state, STATE_BOOT)
+        self.assertFalse(r.s.escalated)
+        r.step()
+        self.assertEqual(r.t - first, FAST["stop_confirm_ms"])
+        self.assertEqual(r.s.state, STATE_FAULT)
+        self.assertEqual(r.p.reason, REASON_FAULT_STOP)
+        self.assertTrue(r.s.escalated)
+
     def test_confirmation_without_a_pending_stop_is_ignored(self):
         r = Rig().to_normal()
         self.assertFalse(r.s.stop_confirmed(r.t, r.s.stop_seq))
