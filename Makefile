@@ -12,6 +12,7 @@ DURATION ?=
 PORT ?=
 BOARD ?=
 FIRMWARE ?=
+CONFIG ?=
 
 .PHONY: setup test test-host test-mpy lint sizes sim build deploy console flash bench clean
 
@@ -41,7 +42,7 @@ build: setup
 	@tools/build
 
 deploy: build
-	@tools/deploy $(if $(PORT),--port $(PORT)) $(if $(BOARD),--board $(BOARD))
+	@tools/deploy $(if $(PORT),--port $(PORT)) $(if $(BOARD),--board $(BOARD)) $(if $(CONFIG),--config $(CONFIG))
 
 console: setup
 	@tools/deploy --console $(if $(PORT),--port $(PORT))

@@ -10,7 +10,7 @@ import gc
 import asyncio
 from gateway.clock import ticks_diff
 from gateway.log import Log
-from gateway.modbus.bus import STOP_CONFIRMED
+from gateway.modbus.bus import STOP_CONFIRMED, STOP_PENDING
 from gateway.model import Charger, Counters, Inverter, Meter, Permits, Setpoints
 from gateway.safety import REASON_FAULT_EXCEPTION, REASON_FAULT_TASK, STATE_FAULT
 from gateway.supervisor import Supervisor
@@ -104,8 +104,12 @@ class Gateway:
         self.board.set_interlock(False)
         self.permits.export = False
         s = self.safety
+        now = self.clock.now_ms()
         if s is not None:
-            s.contact_edge(self.clock.now_ms(), position)
+            s.contact_edge(now, position)
+        b = self.bus
+        if b is not None:  # queue the Modbus stop now rather than at the next safety tick
+            b.submit_stop(now)
 
     # --- safety ----------------------------------------------------------------------
     async def safety_service(self):
@@ -152,8 +156,9 @@ class Gateway:
         sp.ev_w = 0
         sp.export_limit_w = 0
         self._stop_seq = seq
-        if self.bus is not None:
-            self.bus.submit_stop(self.clock.now_ms())
+        b = self.bus
+        if b is not None and b.stop_state != STOP_PENDING:  # pending: its drivers keep at it
+            b.submit_stop(self.clock.now_ms())
 
     def stop_done(self, seq):
         """True once every device read back its safe values for stop `seq`. Without a bus

@@ -163,6 +163,9 @@ class SimBoard:
                 ai = socket.getaddrinfo(host, port)[0][-1]
                 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
                 s.connect(ai)
+                # TCP_NODELAY (IPPROTO_TCP = 6, TCP_NODELAY = 1; the unix port has no names
+                # for them): a small interlock message must not wait for Nagle's 40 ms.
+                s.setsockopt(6, 1, 1)
                 s.setblocking(False)
             except OSError:
                 await asyncio.sleep_ms(200)
