@@ -11,6 +11,7 @@
 #                                         bus has already counted it in drv.health
 #   drv.tick(now_ms)                      age its data: online/offline, staleness
 #   drv.arm_stop(now_ms), drv.stop_done   stop sequence: write safe values, read them back
+#   drv.stop_urgent()                     its first safe write is still to be done
 # step() is pure (time comes in) and allocates nothing after warm-up; run() is the asyncio task.
 from array import array
 
@@ -41,7 +42,10 @@ SCHEMA = {
     "offline_after": (3, 1, 50),  # consecutive failed transactions before a device is offline
     "offline_poll_ms": (5000, 200, 600000),  # probe period of an offline device
     "stop_retry_ms": (100, 10, 5000),  # pacing of stop writes to a device that fails them
-    "max_poll_regs": (6, 1, 125),  # longest poll read: bounds how long a stop can wait
+    # Longest poll read: a stop waits for at most one transaction in flight. At 9600 baud a
+    # 4-register poll is 8 + 13 bytes on the wire (24 ms), so the charger's stop is acknowledged
+    # within ~24 + t3.5 + 8 + 8 bytes (~50 ms) plus the devices' turnaround.
+    "max_poll_regs": (4, 1, 125),
     "idle_ms": (2, 1, 50),  # how often an idle bus looks for work
 }
 
@@ -227,7 +231,20 @@ class Bus:
         req = self.req
         devs = self.devices
         n = len(devs)
-        for level in range(_LEVELS):
+        if self.stop_state == STOP_PENDING:
+            # Stop: every device's first safe write (charger 0 W, export limit 0) before any
+            # read-back, in the order the devices were added (add the charger first).
+            for urgent in (True, False):
+                for d in devs:
+                    if urgent and not d.stop_urgent():
+                        continue
+                    req.timeout_ms = 0
+                    req.tries = 1
+                    if d.next(req, SAFETY, now_ms):
+                        req.owner = d
+                        req.level = SAFETY
+                        return True
+        for level in range(1, _LEVELS):
             if level == COMMAND and self._adhoc.next(req, level, now_ms):
                 req.owner = self._adhoc
                 req.level = level

@@ -115,7 +115,7 @@ class Link:
         if st == _GAP:
             self._drain(now_us, False)
             quiet = ticks_diff(now_us, self.line_us)
-            if quiet < self.t35_us:
+            if 0 <= quiet < self.t35_us:  # (< 0: line_us from before a 2**29 us gap: quiet)
                 self.wait_us = self.t35_us - quiet
                 return False
             self.uart.write(self._view)
@@ -147,7 +147,7 @@ class Link:
                         req.regs)
                     return self._done()
                 quiet = ticks_diff(now_us, self.line_us)
-                if quiet >= self.char_timeout_us or n >= rtu.ADU_MAX:
+                if quiet >= self.char_timeout_us or quiet < 0 or n >= rtu.ADU_MAX:
                     req.status = rtu.classify(self.rx, n, req.unit, req.fn, req.count)
                     return self._done()
                 self.wait_us = min(self.char_timeout_us - quiet, _POLL_US)
