@@ -44,12 +44,20 @@ def mpy_env():
 
 
 def _renice(pid, n):
-    """Raise the firmware's scheduling priority (root only; silently kept otherwise): on the
-    board nothing else shares its CPU, here the simulator and other jobs do."""
+    """Raise the firmware's scheduling priority: on the board nothing else shares its CPU,
+    here the simulator and other jobs do. n < 0: nice n; n == -100: real-time (SCHED_FIFO 10),
+    falling back to nice -10. Needs root; otherwise left as it is. Returns what was applied."""
+    if n == -100:
+        try:
+            os.sched_setscheduler(pid, os.SCHED_FIFO, os.sched_param(10))
+            return "fifo10"
+        except (OSError, AttributeError):
+            n = -10
     try:
         os.setpriority(os.PRIO_PROCESS, pid, n)
+        return f"nice{n}"
     except OSError:
-        pass
+        return "default"
 
 
 class FirmwareBus:
@@ -61,8 +69,7 @@ class FirmwareBus:
             [paths.MICROPYTHON, "-X", "heapsize=" + heap, DRIVER],
             cwd=paths.ROOT, env=mpy_env(), stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
-        if nice:
-            _renice(self.p.pid, nice)
+        self.sched = _renice(self.p.pid, nice) if nice else "default"
         self.stderr = ""
         self.log = []
         self.p.stdin.write(json.dumps(setup) + "\n")  # argv > 255 bytes crashes the unix port

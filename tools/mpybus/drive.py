@@ -46,6 +46,7 @@ class Lag:
         self.max_us = 0
         self.n = 0
         self.hist = [0] * (len(_LAG_EDGES_US) + 1)
+        self.active = False  # measured only while a command lets the bus work (run, stop...)
 
     def reset(self):
         self.max_us = 0
@@ -57,8 +58,11 @@ class Lag:
         edges = _LAG_EDGES_US
         while True:
             t = time.ticks_us()
+            was = self.active
             await asyncio.sleep_ms(1)
             lag = time.ticks_diff(time.ticks_us(), t) - 1000
+            if not (was and self.active):
+                continue  # this driver's own JSON work (snapshots) is not the firmware's lag
             self.n += 1
             self.max_us = max(self.max_us, lag)
             i = 0
@@ -139,6 +143,7 @@ async def command(cmd, bus, devs, sp, lag, clock):
         return {"statuses": hist}
     if op == "run":
         await asyncio.sleep_ms(cmd["ms"])
+        lag.active = False
         return snapshot(bus, devs, lag)
     if op == "setpoints":
         for k in ("ev_w", "ev_session", "export_limit_w", "batt_w"):
@@ -236,10 +241,13 @@ async def main(setup):
         if cmd["op"] == "quit":
             break
         try:
+            lag.active = cmd["op"] in ("run", "stop", "alloc", "hammer", "until_offline")
             res = await command(cmd, bus, devs, sp, lag, clock)
         except Exception as e:  # noqa: BLE001 - reported to the host side
+            lag.active = False
             sys.print_exception(e)
             res = {"failed": repr(e)}
+        lag.active = False
         print("R " + json.dumps(res))
     for t in tasks:
         t.cancel()

@@ -271,7 +271,7 @@ class Bus:
         req = self.req
         if self._busy:
             if not link.poll(req, now_us):
-                return (link.wait_us + 999) // 1000
+                return link.wait_us // 1000  # floor: under 1 ms left, just yield and look again
             self._finish(now_ms, now_us)
             if self._busy:
                 return 0
@@ -287,7 +287,7 @@ class Bus:
         self._t0_us = now_us
         link.begin(req, req.timeout_ms or self.timeout_ms)
         link.poll(req, now_us)
-        return (link.wait_us + 999) // 1000
+        return link.wait_us // 1000  # floor: under 1 ms left, just yield and look again
 
     def _finish(self, now_ms, now_us):
         req = self.req
