@@ -246,6 +246,9 @@ class Config(unittest.TestCase):
             self.assertTrue(False, "no error")
         self.assertRaises(ConfigError, settings, charger.SCHEMA, {"unit": 300}, "charger")
         self.assertRaises(ConfigError, settings, charger.SCHEMA, {"bogus": 1}, "charger")
+        uart = FakeUart(VClock(), RefChargerSlave(1), baud=19200)
+        self.assertRaises(ConfigError, Bus, uart, {"baud": 9600})  # disagrees with the UART
+        self.assertEqual(Bus(uart, {"baud": 19200}).link.t35_us // 10, 200)
 
     def test_start_in_the_upper_half_of_the_tick_range(self):
         # ms and us ticks both above 2**29 at start (an ESP32 up for more than 6.2 days): every

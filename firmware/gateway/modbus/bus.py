@@ -20,7 +20,7 @@ from micropython import const
 from gateway.clock import TICKS_MAX, ticks_add, ticks_diff
 from gateway.modbus import rtu
 from gateway.modbus.link import Link
-from gateway.modbus.settings import settings
+from gateway.modbus.settings import ConfigError, settings
 
 SAFETY = const(0)
 COMMAND = const(1)
@@ -32,6 +32,7 @@ STOP_PENDING = const(1)  # stop requested, not yet confirmed by every device
 STOP_CONFIRMED = const(2)  # every device read back its safe values
 
 SCHEMA = {
+    # The UART is configured from the board file; given here, these must agree with it.
     "baud": (9600, (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200), None),
     "parity": ("E", ("E", "N", "O"), None),  # 8E1 is the Modbus default (serial line 2.5.1)
     "stop": (1, 1, 2),  # no parity needs 2 stop bits by the spec; many devices use 8N1
@@ -172,6 +173,10 @@ class _Adhoc:
 class Bus:
     def __init__(self, uart, cfg=None, clock=None):
         self.cfg = c = settings(SCHEMA, cfg, "modbus")
+        for k in ("baud", "parity", "stop"):  # the board file configures the UART itself
+            if cfg and k in cfg and cfg[k] != getattr(uart, k):
+                raise ConfigError(f"modbus.{k}: {cfg[k]!r} but the UART is set to "
+                                  f"{getattr(uart, k)!r} (board file)")
         self.link = Link(uart, c["char_timeout_ms"])
         self.clock = clock
         self.timeout_ms = c["timeout_ms"]
