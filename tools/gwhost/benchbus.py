@@ -180,8 +180,11 @@ def run_fuzz(args, out):
         while left > 0:
             k = min(2000, left)
             r = fw.cmd("hammer", unit=1, fn=4, start=0, count=6, n=k)
+            names = {"0": "ok", "-1": "timeout", "-2": "crc", "-3": "address", "-4": "function",
+                     "-5": "malformed"}
             for s, c in r["statuses"].items():
-                statuses[s] = statuses.get(s, 0) + c
+                k = names.get(s, "exception")  # status -256 - code: any exception code
+                statuses[k] = statuses.get(k, 0) + c
             left -= k
             log(f"bench-bus: fuzz {args.fuzz - left}/{args.fuzz}")
         snap = fw.cmd("snapshot")
