@@ -8,7 +8,6 @@ import shutil
 import time
 
 import pytest
-
 from gwhost.mpybus import FirmwareBus
 from gwhost.simbus import SimBus
 from gwhost.simcharger import SimRefCharger

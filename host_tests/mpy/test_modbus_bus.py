@@ -2,15 +2,15 @@
 # scheduling, serial-line timing, health, setpoint writer, watchdog refresh, stop, no allocation.
 import unittest
 
+from fakeline import FakeUart, RefChargerSlave, VClock, run
+from gateway.clock import TICKS_MAX
+
 # The firmware first: compiling it from source needs the most contiguous free heap.
 from gateway.devices import charger
-from gateway.clock import TICKS_MAX
 from gateway.modbus import rtu
 from gateway.modbus.bus import STOP_CONFIRMED, STOP_PENDING, Bus
 from gateway.modbus.settings import ConfigError, settings
 from gateway.model import Charger, Setpoints
-
-from fakeline import FakeUart, RefChargerSlave, VClock, run
 
 
 class Rig:

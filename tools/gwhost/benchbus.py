@@ -183,8 +183,8 @@ def run_fuzz(args, out):
             names = {"0": "ok", "-1": "timeout", "-2": "crc", "-3": "address", "-4": "function",
                      "-5": "malformed"}
             for s, c in r["statuses"].items():
-                k = names.get(s, "exception")  # status -256 - code: any exception code
-                statuses[k] = statuses.get(k, 0) + c
+                kind = names.get(s, "exception")  # status -256 - code: any exception code
+                statuses[kind] = statuses.get(kind, 0) + c
             left -= k
             log(f"bench-bus: fuzz {args.fuzz - left}/{args.fuzz}")
         snap = fw.cmd("snapshot")

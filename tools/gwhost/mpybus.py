@@ -39,7 +39,7 @@ def build_mpy():
 
 def mpy_env():
     env = paths.micropython_env()
-    env["MICROPYPATH"] = ":".join([".frozen", build_mpy(), paths.FIRMWARE, paths.MPY_PACKAGES])
+    env["MICROPYPATH"] = f".frozen:{build_mpy()}:{paths.FIRMWARE}:{paths.MPY_PACKAGES}"
     return env
 
 

@@ -21,20 +21,19 @@
 #   {"op": "reset"}                                   zero the lag / transaction-time maxima
 #   {"op": "quit"}
 # The bus task and a loop-lag monitor run in the background all the time.
+import asyncio
 import gc
 import json
 import select
 import sys
 import time
 
-import asyncio
 from gateway.clock import Clock, ticks_diff
 from gateway.modbus import rtu
 from gateway.modbus.bus import STOP_CONFIRMED, Bus
 from gateway.modbus.settings import settings
 from gateway.model import Charger, Inverter, Setpoints
 from gateway.ports.sim_uart import SimUart
-
 
 _LAG_EDGES_US = (1000, 2000, 3000, 5000, 10000, 20000, 50000)
 
@@ -184,7 +183,6 @@ async def command(cmd, bus, devs, sp, lag, clock):
                 "rec_online": drv.rec.online}
     if op == "heap_lock":  # drive bus.step() directly under heap_lock: any allocation raises
         import micropython
-
         from gateway.clock import TICKS_MAX
 
         t0 = clock.now_ms()

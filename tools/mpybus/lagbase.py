@@ -1,9 +1,8 @@
 # Event-loop lag of an idle MicroPython asyncio loop (nothing but this monitor): the host's own
 # scheduling noise, to read tools/bench-bus loop_lag_ms_max against. Prints max and count > 2 ms.
+import asyncio
 import sys
 import time
-
-import asyncio
 
 
 async def main(ms):
@@ -19,7 +18,7 @@ async def main(ms):
         mx = max(mx, lag)
         if lag > 2000:
             over += 1
-    print("%d %d %d" % (mx, n, over))
+    print(f"{mx} {n} {over}")
 
 
 asyncio.run(main(int(sys.argv[1])))

@@ -127,12 +127,13 @@ class SolaxHybrid(Driver):
             return True
         mode = self.remote_mode()
         p_w = self.remote_power() if mode else 0
-        if mode or self._remote_on:
-            if (not self._remote_ok or p_w != self._remote_p or (mode != 0) != self._remote_on
-                    or (mode and self.hb_due(now_ms, self._remote_ms, self.cfg["remote_s"]))):
-                self._fill_remote(req, mode, p_w)
-                req.tries = 1 + self.bus.cfg["retries"]
-                return True
+        if not (mode or self._remote_on):
+            return False
+        if (not self._remote_ok or p_w != self._remote_p or (mode != 0) != self._remote_on
+                or (mode and self.hb_due(now_ms, self._remote_ms, self.cfg["remote_s"]))):
+            self._fill_remote(req, mode, p_w)
+            req.tries = 1 + self.bus.cfg["retries"]
+            return True
         return False
 
     def command_done(self, req, now_ms):

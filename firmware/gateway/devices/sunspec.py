@@ -314,7 +314,7 @@ class SunSpecInverter(Driver):
             if raw is not None:
                 v = req.values
                 v[0] = -raw if raw < 0 else 0
-                v[1] = raw if raw > 0 else 0
+                v[1] = max(0, raw)
                 v[2] = 0
                 v[3] = self.cfg["revert_s"]
                 req.write(self.unit, self.addr[124] + M.O124_RATE, 4, _RATE)
