@@ -8,7 +8,6 @@ import shutil
 import time
 
 import pytest
-
 from gwhost.mpybus import FirmwareBus
 from gwhost.simbus import SimBus
 from gwhost.simcharger import SimRefCharger
@@ -187,4 +186,28 @@ def test_fuzzed_replies_never_raise_in_the_firmware():
         assert sum(r["statuses"].values()) == 600
         assert len(r["statuses"]) >= 4  # the garbling reached several error kinds
         assert snap["exceptions"] == 0
+        assert fw.close() == 0
+
+
+@pytest.mark.parametrize("models", ["classic", "der"])
+def test_every_driver_runs_allocation_free(models):
+    """The bus stepped with the heap locked (MicroPython raises on any allocation) through
+    polls, setpoint writes, heartbeats and a stop, with all three device profiles."""
+    st = PlantState(pv_w=5000)
+    devs = [{"type": "charger", "name": "ev", "cfg": {"unit": 1, "watchdog_s": 2}},
+            {"type": "solax", "name": "hyb", "cfg": {"unit": 2, "batt_control": True,
+                                                      "export_min_ms": 0, "remote_s": 5}},
+            {"type": "sunspec", "name": "pv", "cfg": {"unit": 3, "batt_control": True,
+                                                       "revert_s": 3, "wmax_w": 10000,
+                                                       "poll_ms": 300}}]
+    sims = [SimRefCharger(1, st), SimSolax(2, st), SimSunSpec(3, st, models=models)]
+    with SimBus(sims, baud=19200, state=st) as sb, \
+            FirmwareBus(sb.fw_path, 19200, devices=devs) as fw:
+        fw.cmd("setpoints", ev_w=-3000, ev_session=True, export_limit_w=4000, batt_w=-500)
+        fw.cmd("run", ms=5000)
+        r = fw.cmd("heap_lock", ms=2500)  # raises in the firmware (-> RuntimeError) on alloc
+        assert r["transactions"] >= 20
+        fw.cmd("setpoints", ev_w=1000, export_limit_w=2000, batt_w=800)
+        assert fw.cmd("heap_lock", ms=1500)["transactions"] >= 10
+        assert fw.cmd("heap_lock", ms=1500, stop=True)["stop_state"] == 2  # confirmed, locked
         assert fw.close() == 0

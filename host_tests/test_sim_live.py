@@ -74,7 +74,7 @@ def test_block_is_fast_and_stops_are_confirmed(run):
 
 
 def test_backup_powers_the_islanded_house(run):
-    m, trace = run
+    _, trace = run
     island = _rows(trace, 17, 24)
     assert island and all(r["switch_island"] for r in island)
     assert all(r["unserved_w"] == 0 for r in island), island

@@ -2,15 +2,15 @@
 # scheduling, serial-line timing, health, setpoint writer, watchdog refresh, stop, no allocation.
 import unittest
 
+from fakeline import FakeUart, RefChargerSlave, VClock, run
+from gateway.clock import TICKS_MAX
+
 # The firmware first: compiling it from source needs the most contiguous free heap.
 from gateway.devices import charger
-from gateway.clock import TICKS_MAX
 from gateway.modbus import rtu
 from gateway.modbus.bus import STOP_CONFIRMED, STOP_PENDING, Bus
 from gateway.modbus.settings import ConfigError, settings
 from gateway.model import Charger, Setpoints
-
-from fakeline import FakeUart, RefChargerSlave, VClock, run
 
 
 class Rig:
@@ -147,6 +147,12 @@ class Health(unittest.TestCase):
         run(r.bus, r.clock, 3500)
         self.assertTrue(r.drv.stale)
         self.assertFalse(r.rec.online)
+        run(r.bus, r.clock, 6000)
+        self.assertFalse(r.rec.online, "a frozen device stays offline")
+        r.slave.frozen = False  # it recovers: the offline probe reads its alive counter
+        run(r.bus, r.clock, 12000)
+        self.assertFalse(r.drv.stale)
+        self.assertTrue(r.rec.online)
 
     def test_error_kinds_are_counted(self):
         r = make(bus_cfg={"offline_after": 50})
@@ -240,6 +246,19 @@ class Config(unittest.TestCase):
             self.assertTrue(False, "no error")
         self.assertRaises(ConfigError, settings, charger.SCHEMA, {"unit": 300}, "charger")
         self.assertRaises(ConfigError, settings, charger.SCHEMA, {"bogus": 1}, "charger")
+        uart = FakeUart(VClock(), RefChargerSlave(1), baud=19200)
+        self.assertRaises(ConfigError, Bus, uart, {"baud": 9600})  # disagrees with the UART
+        self.assertEqual(Bus(uart, {"baud": 19200}).link.t35_us // 10, 200)
+
+    def test_start_in_the_upper_half_of_the_tick_range(self):
+        # ms and us ticks both above 2**29 at start (an ESP32 up for more than 6.2 days): every
+        # "not before" time must start from now, not from 0 (that would read as the future).
+        r = make(start_us=600000000000, watchdog_s=3)
+        self.assertTrue(r.clock.now_us() > 1 << 29 and r.clock.now_ms() > 1 << 29)
+        run(r.bus, r.clock, 3000)
+        self.assertTrue(r.rec.online)
+        self.assertTrue(r.slave.hb_writes >= 2)
+        self.assertTrue(r.bus.link.wait_us < 1000000)
 
     def test_ticks_wrap_does_not_stop_polling(self):
         start = (TICKS_MAX - 700) * 1000  # ms ticks wrap 0.7 s into the run

@@ -101,11 +101,10 @@ class SimRefCharger:
         if hr is None:
             return
         now = time.monotonic()
-        if now - self.t_write > hr[2]:  # communication watchdog: revert to 0 W, idle
-            if not self.expired:
-                self.expired = True
-                hr[0] = 0
-                hr[1] = 0
+        if now - self.t_write > hr[2] and not self.expired:  # watchdog: revert to 0 W, idle
+            self.expired = True
+            hr[0] = 0
+            hr[1] = 0
         sp = s16(hr[0])
         lo, hi = -st.ev_max_discharge_w, st.ev_max_charge_w
         sp = max(lo, min(hi, sp))

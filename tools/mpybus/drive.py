@@ -16,16 +16,18 @@
 #   {"op": "release"}
 #   {"op": "until_offline", "dev", "max_ms"}          ms until the device shows offline
 #   {"op": "alloc", "ms"}                             heap bytes allocated per transaction
+#   {"op": "heap_lock", "ms"}                         step the bus (not the loop) with the heap
+#                                                     locked: an allocation fails the command
 #   {"op": "reset"}                                   zero the lag / transaction-time maxima
 #   {"op": "quit"}
 # The bus task and a loop-lag monitor run in the background all the time.
+import asyncio
 import gc
 import json
 import select
 import sys
 import time
 
-import asyncio
 from gateway.clock import Clock, ticks_diff
 from gateway.modbus import rtu
 from gateway.modbus.bus import STOP_CONFIRMED, Bus
@@ -33,19 +35,39 @@ from gateway.modbus.settings import settings
 from gateway.model import Charger, Inverter, Setpoints
 from gateway.ports.sim_uart import SimUart
 
+_LAG_EDGES_US = (1000, 2000, 3000, 5000, 10000, 20000, 50000)
+
 
 class Lag:
+    """Event-loop lag: how late a 1 ms sleep wakes up (histogram by _LAG_EDGES_US)."""
+
     def __init__(self):
         self.max_us = 0
         self.n = 0
+        self.hist = [0] * (len(_LAG_EDGES_US) + 1)
+        self.active = False  # measured only while a command lets the bus work (run, stop...)
+
+    def reset(self):
+        self.max_us = 0
+        self.n = 0
+        for i in range(len(self.hist)):
+            self.hist[i] = 0
 
     async def run(self):
+        edges = _LAG_EDGES_US
         while True:
             t = time.ticks_us()
+            was = self.active
             await asyncio.sleep_ms(1)
             lag = time.ticks_diff(time.ticks_us(), t) - 1000
+            if not (was and self.active):
+                continue  # this driver's own JSON work (snapshots) is not the firmware's lag
             self.n += 1
             self.max_us = max(self.max_us, lag)
+            i = 0
+            while i < len(edges) and lag >= edges[i]:
+                i += 1
+            self.hist[i] += 1
 
 
 def make_device(d, sp):
@@ -86,7 +108,8 @@ def snapshot(bus, devs, lag):
            "exceptions": bus.exceptions, "resyncs": bus.link.resyncs,
            "discarded": bus.link.discarded, "busy_us_max": bus.busy_us_max, "step_us_max": bus.step_us_max,
            "timeout_cost_us_max": bus.timeout_cost_us_max, "stop_state": bus.stop_state,
-           "hold": bus.hold, "lag_us_max": lag.max_us, "devices": {}}
+           "hold": bus.hold, "lag_us_max": lag.max_us, "lag_hist": lag.hist,
+           "lag_n": lag.n, "devices": {}}
     for name, drv in devs.items():
         h = drv.health
         out["devices"][name] = {
@@ -119,6 +142,7 @@ async def command(cmd, bus, devs, sp, lag, clock):
         return {"statuses": hist}
     if op == "run":
         await asyncio.sleep_ms(cmd["ms"])
+        lag.active = False
         return snapshot(bus, devs, lag)
     if op == "setpoints":
         for k in ("ev_w", "ev_session", "export_limit_w", "batt_w"):
@@ -128,13 +152,16 @@ async def command(cmd, bus, devs, sp, lag, clock):
     if op == "snapshot":
         return snapshot(bus, devs, lag)
     if op == "reset":  # zero the maxima (after warm-up)
-        lag.max_us = 0
+        lag.reset()
         bus.busy_us_max = 0
         bus.step_us_max = 0
         bus.timeout_cost_us_max = 0
         return {}
     if op == "stop":
         t0 = clock.now_ms()
+        q = bus.req
+        inflight = {"busy": bus._busy, "unit": q.unit, "fn": q.fn, "count": q.count,
+                    "level": q.level, "tx_bytes": bus.link.txn}
         bus.submit_stop(t0)
         while bus.stop_state != STOP_CONFIRMED and ticks_diff(clock.now_ms(), t0) < cmd.get(
                 "max_ms", 2000):
@@ -143,7 +170,7 @@ async def command(cmd, bus, devs, sp, lag, clock):
         for name, drv in devs.items():
             acks[name] = ticks_diff(drv.stop_ack_ms, t0) if drv.stop_acked else -1
         conf = ticks_diff(bus.stop_confirmed_ms, t0) if bus.stop_state == STOP_CONFIRMED else -1
-        return {"confirmed_ms": conf, "ack_ms": acks}
+        return {"confirmed_ms": conf, "ack_ms": acks, "inflight": inflight}
     if op == "release":
         bus.release_stop()
         return {}
@@ -154,6 +181,22 @@ async def command(cmd, bus, devs, sp, lag, clock):
             await asyncio.sleep_ms(2)
         return {"ms": ticks_diff(clock.now_ms(), t0), "online": drv.online,
                 "rec_online": drv.rec.online}
+    if op == "heap_lock":  # drive bus.step() directly under heap_lock: any allocation raises
+        import micropython
+        from gateway.clock import TICKS_MAX
+
+        t0 = clock.now_ms()
+        n0 = bus.transactions
+        micropython.heap_lock()
+        try:
+            if cmd.get("stop"):
+                bus.submit_stop(t0)
+            while ticks_diff(clock.now_ms(), t0) < cmd["ms"]:
+                ms = bus.step(clock.now_ms(), time.ticks_us() & TICKS_MAX)
+                time.sleep_ms(ms)
+        finally:
+            micropython.heap_unlock()
+        return {"transactions": bus.transactions - n0, "stop_state": bus.stop_state}
     if op == "alloc":
         gc.collect()
         gc.disable()
@@ -183,7 +226,10 @@ async def main(setup):
     gc.collect()
     print("R " + json.dumps({"ready": True, "heap_alloc": gc.mem_alloc(), "heap_free": gc.mem_free()}))
     while True:
-        if not poller.poll(0):
+        ready = False
+        for _obj, _ev in poller.ipoll(0):  # ipoll: no allocation while idle
+            ready = True
+        if not ready:
             await asyncio.sleep_ms(5)
             continue
         line = sys.stdin.readline()
@@ -193,10 +239,13 @@ async def main(setup):
         if cmd["op"] == "quit":
             break
         try:
+            lag.active = cmd["op"] in ("run", "stop", "alloc", "hammer", "until_offline")
             res = await command(cmd, bus, devs, sp, lag, clock)
         except Exception as e:  # noqa: BLE001 - reported to the host side
+            lag.active = False
             sys.print_exception(e)
             res = {"failed": repr(e)}
+        lag.active = False
         print("R " + json.dumps(res))
     for t in tasks:
         t.cancel()

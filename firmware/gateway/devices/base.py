@@ -50,7 +50,9 @@ class Driver:
         self._stop_step = 0
         self._stop_next_ms = 0
         self._probe_ms = 0
+        self._probe_i = -1
         self._started = False
+        self.stale_block = 0  # poll block holding the device's own heartbeat (subclass sets)
         self._blocks = polls
         self.images = [array("H", bytes(2 * b[2])) for b in polls]
         self._polls = ()
@@ -77,6 +79,9 @@ class Driver:
                 off += n
         self._polls = tuple(entries)
         self._due = [0] * len(entries)
+        self._first = [0] * len(blocks)  # first poll entry of each block
+        for i in range(len(entries) - 1, -1, -1):
+            self._first[entries[i][4]] = i
 
     def block_of(self, fn, addr):
         """(image, index) of a register inside the poll blocks (profile lookup at set-up)."""
@@ -100,6 +105,11 @@ class Driver:
     def done(self, req, now_ms):
         tag = req.tag
         if tag < TAG_CMD:
+            if not self.online:  # a probe: go on with the next chunk of the block at once
+                ok = req.status == 0 and not self._polls[tag][6]
+                self._probe_i = tag + 1 if ok else -1
+                if ok:
+                    self._probe_ms = now_ms
             if req.status == 0:
                 e = self._polls[tag]
                 img = self.images[e[4]]
@@ -135,6 +145,7 @@ class Driver:
                     due[i] = now_ms
             else:
                 self._probe_ms = now_ms
+                self._probe_i = -1
         self.health.online = ok
         if self.rec is not None:
             self.rec.online = ok
@@ -153,8 +164,14 @@ class Driver:
             self._probe_ms = ticks_add(now_ms, self.bus.cfg["offline_poll_ms"])
             if not self._have_data:  # never seen: probe faster at start-up
                 self._probe_ms = ticks_add(now_ms, self.cfg["poll_ms"])
-            e = polls[0]
-            req.read(self.unit, e[0], e[1], e[2], 0)
+            # the chunks of one block, one after the other: the first block, or while the
+            # device is stale the block that can show it alive again (its heartbeat counter)
+            i = self._probe_i
+            if i < 0:
+                i = self._first[self.stale_block if self.stale else 0]
+                self._probe_i = i
+            e = polls[i]
+            req.read(self.unit, e[0], e[1], e[2], i)
             return True
         best = -1
         worst = -1
@@ -183,6 +200,9 @@ class Driver:
         self.stop_acked = False
         self._stop_step = 0
         self._stop_next_ms = now_ms
+
+    def stop_urgent(self):
+        return not self.stop_done and self._stop_step == 0
 
     def _stop_next(self, req, now_ms):
         if self.stop_done or ticks_diff(now_ms, self._stop_next_ms) < 0:
@@ -217,7 +237,8 @@ class Driver:
     def hb_due(self, now_ms, last_ms, watchdog_s):
         """True when a watchdog refresh is due: every third of the timeout (<= half of it
         even when a refresh needs its retries and waits behind other traffic)."""
-        return ticks_diff(now_ms, last_ms) >= watchdog_s * 333
+        d = ticks_diff(now_ms, last_ms)
+        return d >= watchdog_s * 333 or d < 0  # (< 0: never written, or an absurd gap)
 
     def decode(self, block, now_ms):
         pass

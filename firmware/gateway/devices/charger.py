@@ -75,12 +75,18 @@ class RefCharger(Driver):
         self._alive_ms = 0
         self.reboots = 0  # device power-ups seen (its "unconfigured" flag came back)
 
+    def info(self):
+        return {"reboots": self.reboots, "map_ok": self.map_ok}
+
     def attach(self, bus):
         super().attach(bus)
         ir = self.p["input"]
         loc = self.block_of
         self._img0, _ = loc(FC_READ_INPUT, ir["state"])
         self._img1, _ = loc(FC_READ_INPUT, ir["alive"])
+        for k in range(len(self.p["polls"])):
+            if self.images[k] is self._img1:
+                self.stale_block = k  # probe it while stale: only it can clear staleness
         self._i = {}
         for k in ir:
             self._i[k] = loc(FC_READ_INPUT, ir[k])[1]

@@ -85,13 +85,16 @@ class SolaxHybrid(Driver):
         elif block == 5:
             rec.export_limit_w = img[0] * self.cfg["export_scale"]
 
-    def remote_target(self):
-        """(mode, active power target W) for remote control; mode 0 = leave the inverter alone."""
-        if not self.cfg["batt_control"]:
-            return 0, 0
+    def remote_mode(self):
+        """Remote control mode to hold: 0 = leave the inverter to its own self-use mode."""
+        return self.p["mode_power_control"] if self.cfg["batt_control"] else 0
+
+    def remote_power(self):
+        """Active power target (W, + AC intake) giving the battery setpoint: charge - PV.
+        (Two methods, not one returning a tuple: a tuple allocates.)"""
         if self.bus.hold:
-            return self.p["mode_power_control"], 0  # stop: AC power 0, PV only into the battery
-        return self.p["mode_power_control"], self.sp.batt_w - self.rec.pv_w
+            return 0  # stop: AC power 0, PV only into the battery
+        return self.sp.batt_w - self.rec.pv_w
 
     def _fill_remote(self, req, mode, p_w):
         v = req.values
@@ -122,13 +125,15 @@ class SolaxHybrid(Driver):
             self._fill_export(req, want)
             req.tries = 1 + self.bus.cfg["retries"]
             return True
-        mode, p_w = self.remote_target()
-        if mode or self._remote_on:
-            if (not self._remote_ok or p_w != self._remote_p or (mode != 0) != self._remote_on
-                    or (mode and self.hb_due(now_ms, self._remote_ms, self.cfg["remote_s"]))):
-                self._fill_remote(req, mode, p_w)
-                req.tries = 1 + self.bus.cfg["retries"]
-                return True
+        mode = self.remote_mode()
+        p_w = self.remote_power() if mode else 0
+        if not (mode or self._remote_on):
+            return False
+        if (not self._remote_ok or p_w != self._remote_p or (mode != 0) != self._remote_on
+                or (mode and self.hb_due(now_ms, self._remote_ms, self.cfg["remote_s"]))):
+            self._fill_remote(req, mode, p_w)
+            req.tries = 1 + self.bus.cfg["retries"]
+            return True
         return False
 
     def command_done(self, req, now_ms):

@@ -49,6 +49,7 @@ class SunSpecInverter(Driver):
         self._walk = 0
         self._nmod = 0
         self._retry_ms = 0
+        self._retry_wait = False  # (a "not before" time only once set: ticks start anywhere)
         self._img = [None] * M.N_KINDS
         self._lim_raw = -1  # last acknowledged limit write (raw pct), -1: none yet
         self._lim_w = 0
@@ -59,6 +60,7 @@ class SunSpecInverter(Driver):
         self._rate_ms = 0
         self._mode_ok = False
         self._hb_ms = 0
+        self._hb_sent = False
         self._hb_n = 0
         self._hb_seen = -1
         self._hb_seen_ms = 0
@@ -72,8 +74,9 @@ class SunSpecInverter(Driver):
     def next(self, req, level, now_ms):
         if self.discovered:
             return super().next(req, level, now_ms)
-        if level != 1 or ticks_diff(now_ms, self._retry_ms) < 0:
+        if level != 1 or (self._retry_wait and ticks_diff(now_ms, self._retry_ms) < 0):
             return False
+        self._retry_wait = False
         req.timeout_ms = self.cfg["timeout_ms"]
         if self._walk:
             req.read(self.unit, rtu.FC_READ_HOLDING, self._walk, 2, _WALK)
@@ -85,6 +88,7 @@ class SunSpecInverter(Driver):
 
     def _later(self, now_ms):
         self._retry_ms = ticks_add(now_ms, self.bus.cfg["offline_poll_ms"])
+        self._retry_wait = True
 
     def command_done(self, req, now_ms):
         tag = req.tag
@@ -132,6 +136,8 @@ class SunSpecInverter(Driver):
                 kinds.append(kind)
         self.set_polls(tuple(blocks))
         self._kinds = tuple(kinds)
+        if M.K_802HB in kinds:
+            self.stale_block = kinds.index(M.K_802HB)
         self.can_limit = 123 in a or 704 in a
         self.discovered = True
 
@@ -272,7 +278,8 @@ class SunSpecInverter(Driver):
                 v[3] = self.cfg["revert_s"]
                 req.write(self.unit, self.addr[124] + M.O124_RATE, 4, _RATE)
                 return True
-        if 802 in self.addr and ticks_diff(now_ms, self._hb_ms) >= self.cfg["ctrl_hb_ms"]:
+        if 802 in self.addr and (not self._hb_sent
+                                 or ticks_diff(now_ms, self._hb_ms) >= self.cfg["ctrl_hb_ms"]):
             self._hb_n = (self._hb_n + 1) & 0xFFFF
             req.write1(self.unit, self.addr[802] + M.O802_CTRLHB, self._hb_n, _CTRLHB)
             return True
@@ -292,6 +299,7 @@ class SunSpecInverter(Driver):
             self._rate_ms = now_ms
         elif tag == _CTRLHB:
             self._hb_ms = now_ms
+            self._hb_sent = True
 
     # ---- stop: limit 0 (and no battery discharge), then read the limit back -----------------
 
@@ -306,7 +314,7 @@ class SunSpecInverter(Driver):
             if raw is not None:
                 v = req.values
                 v[0] = -raw if raw < 0 else 0
-                v[1] = raw if raw > 0 else 0
+                v[1] = max(0, raw)
                 v[2] = 0
                 v[3] = self.cfg["revert_s"]
                 req.write(self.unit, self.addr[124] + M.O124_RATE, 4, _RATE)

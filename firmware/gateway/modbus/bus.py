@@ -11,6 +11,7 @@
 #                                         bus has already counted it in drv.health
 #   drv.tick(now_ms)                      age its data: online/offline, staleness
 #   drv.arm_stop(now_ms), drv.stop_done   stop sequence: write safe values, read them back
+#   drv.stop_urgent()                     its first safe write is still to be done
 # step() is pure (time comes in) and allocates nothing after warm-up; run() is the asyncio task.
 from array import array
 
@@ -19,7 +20,7 @@ from micropython import const
 from gateway.clock import TICKS_MAX, ticks_add, ticks_diff
 from gateway.modbus import rtu
 from gateway.modbus.link import Link
-from gateway.modbus.settings import settings
+from gateway.modbus.settings import ConfigError, settings
 
 SAFETY = const(0)
 COMMAND = const(1)
@@ -31,6 +32,7 @@ STOP_PENDING = const(1)  # stop requested, not yet confirmed by every device
 STOP_CONFIRMED = const(2)  # every device read back its safe values
 
 SCHEMA = {
+    # The UART is configured from the board file; given here, these must agree with it.
     "baud": (9600, (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200), None),
     "parity": ("E", ("E", "N", "O"), None),  # 8E1 is the Modbus default (serial line 2.5.1)
     "stop": (1, 1, 2),  # no parity needs 2 stop bits by the spec; many devices use 8N1
@@ -41,7 +43,10 @@ SCHEMA = {
     "offline_after": (3, 1, 50),  # consecutive failed transactions before a device is offline
     "offline_poll_ms": (5000, 200, 600000),  # probe period of an offline device
     "stop_retry_ms": (100, 10, 5000),  # pacing of stop writes to a device that fails them
-    "max_poll_regs": (6, 1, 125),  # longest poll read: bounds how long a stop can wait
+    # Longest poll read: a stop waits for at most one transaction in flight. At 9600 baud a
+    # 4-register poll is 8 + 13 bytes on the wire (24 ms), so the charger's stop is acknowledged
+    # within ~24 + t3.5 + 8 + 8 bytes (~50 ms) plus the devices' turnaround.
+    "max_poll_regs": (4, 1, 125),
     "idle_ms": (2, 1, 50),  # how often an idle bus looks for work
 }
 
@@ -168,6 +173,10 @@ class _Adhoc:
 class Bus:
     def __init__(self, uart, cfg=None, clock=None):
         self.cfg = c = settings(SCHEMA, cfg, "modbus")
+        for k in ("baud", "parity", "stop"):  # the board file configures the UART itself
+            if cfg and k in cfg and cfg[k] != getattr(uart, k):
+                raise ConfigError(f"modbus.{k}: {cfg[k]!r} but the UART is set to "
+                                  f"{getattr(uart, k)!r} (board file)")
         self.link = Link(uart, c["char_timeout_ms"])
         self.clock = clock
         self.timeout_ms = c["timeout_ms"]
@@ -227,7 +236,20 @@ class Bus:
         req = self.req
         devs = self.devices
         n = len(devs)
-        for level in range(_LEVELS):
+        if self.stop_state == STOP_PENDING:
+            # Stop: every device's first safe write (charger 0 W, export limit 0) before any
+            # read-back, in the order the devices were added (add the charger first).
+            for urgent in (True, False):
+                for d in devs:
+                    if urgent and not d.stop_urgent():
+                        continue
+                    req.timeout_ms = 0
+                    req.tries = 1
+                    if d.next(req, SAFETY, now_ms):
+                        req.owner = d
+                        req.level = SAFETY
+                        return True
+        for level in range(1, _LEVELS):
             if level == COMMAND and self._adhoc.next(req, level, now_ms):
                 req.owner = self._adhoc
                 req.level = level
@@ -254,7 +276,7 @@ class Bus:
         req = self.req
         if self._busy:
             if not link.poll(req, now_us):
-                return (link.wait_us + 999) // 1000
+                return link.wait_us // 1000  # floor: under 1 ms left, just yield and look again
             self._finish(now_ms, now_us)
             if self._busy:
                 return 0
@@ -270,7 +292,7 @@ class Bus:
         self._t0_us = now_us
         link.begin(req, req.timeout_ms or self.timeout_ms)
         link.poll(req, now_us)
-        return (link.wait_us + 999) // 1000
+        return link.wait_us // 1000  # floor: under 1 ms left, just yield and look again
 
     def _finish(self, now_ms, now_us):
         req = self.req

@@ -48,6 +48,7 @@ class Link:
         self.wait_us = 0
         self._deadline_us = 0
         self._expect_us = 0
+        self._txe_us = 0
         self._timeout_us = 0
         # counters
         self.resyncs = 0  # replies found after leading garbage
@@ -122,12 +123,14 @@ class Link:
                 return False
             self.uart.write(self._view)
             self.state = _TX
+            self._txe_us = ticks_add(now_us, self.txn * self.char_us)  # when it leaves the wire
             self.wait_us = self.txn * self.char_us
             return False
         if st == _TX:
             self._drain(now_us, False)  # nothing that arrives while we talk is a reply
             if not self.uart.tx_done():
-                self.wait_us = _POLL_US
+                left = ticks_diff(self._txe_us, now_us)
+                self.wait_us = left if 0 < left < _POLL_US else _POLL_US
                 return False
             self.uart.end_tx()
             self.line_us = now_us
@@ -149,7 +152,7 @@ class Link:
                         req.regs)
                     return self._done()
                 quiet = ticks_diff(now_us, self.line_us)
-                if quiet >= self.char_timeout_us or n >= rtu.ADU_MAX:
+                if quiet >= self.char_timeout_us or quiet < 0 or n >= rtu.ADU_MAX:
                     req.status = rtu.classify(self.rx, n, req.unit, req.fn, req.count)
                     return self._done()
                 self.wait_us = min(self.char_timeout_us - quiet, _POLL_US)
