@@ -52,3 +52,10 @@ flash: setup
 
 clean:
 	rm -rf build out .pytest_cache .hypothesis
+
+# Benchmarks (numbers, not pass/fail): JSON on the last line of each.
+bench: setup
+	@for s in ../shared/scenarios/*.json; do tools/bench-day $$s --json | tail -1; done
+	@tools/bench-metering --json | tail -1
+	@tools/bench-safety --json | tail -1
+	@tools/bench-bus --json | tail -1

@@ -48,6 +48,13 @@ class House:
         self.start_s = start_s
         self.plant = Plant(scen, start_s=start_s)
         self.state = StampedState(autonomous=False)
+        hb = scen.home_battery
+        if hb is None:  # a hybrid inverter with no battery connected reports it empty
+            self.state.batt_soc_pct = 0
+            self.state.batt_max_w = 0
+        else:
+            self.state.batt_soc_pct = int(hb["soc_start_pct"])
+            self.state.batt_max_w = int(max(hb["max_charge_w"], hb["max_discharge_w"]))
         self.bus = None
         self.t0 = time.monotonic()
         self.rel = 0.0
@@ -100,6 +107,8 @@ class House:
         s.pv_w = round(p.pv_w - p.curtailed_w)
         s.house_w = round(p.load_w)
         s.batt_w = round(p.batt_w)
+        if p.scen.home_battery is not None:
+            s.batt_soc_pct = int(p.batt_soc_pct)
         s.inv_ac_w = round(p.pv_w - p.curtailed_w - p.batt_w)
 
     def advance_to(self, rel):
