@@ -3,11 +3,9 @@
 from micropython import const
 
 from gateway import metering as _f
-from gateway.clock import ticks_diff
 from gateway.metering import fixed as fx
 
 _C = const(32767)  # clamp of a Q4 mean before squaring (|x| * |x| < 2**30)
-_SEQ_MASK = const(0x3FFFFFFF)
 
 
 def _clamp(x):
@@ -118,21 +116,5 @@ def finish(m, meter, now_ms):
         m.h_ns = t >> 1
     if flags & _f.FLAG_NO_VOLTAGE:
         f = 0
-    rocof = 0
-    if f and m._f_prev:
-        dt = ticks_diff(now_ms, m._t_prev)
-        if 0 < dt < 2000:
-            rocof = (m.rocof + (f - m._f_prev) * 1000 // dt) // 2
-    m.rocof = rocof
-    m._f_prev = f
-    m._t_prev = now_ms
     m.f_mhz = f
-    meter.t_ms = now_ms
-    meter.seq = (meter.seq + 1) & _SEQ_MASK
-    meter.valid = (flags & _f.INVALID) == 0
-    meter.grid_w = grid
-    meter.house_w = house
-    meter.v_mv = v_mv
-    meter.f_mhz = f
-    meter.rocof_mhz_s = rocof
-    meter.flags = flags
+    _f.publish(meter, now_ms, flags, grid, house, v_mv, f, m.rocof.update(f, now_ms))

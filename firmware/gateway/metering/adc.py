@@ -38,6 +38,7 @@ import array
 from micropython import const
 
 from gateway.clock import ticks_add, ticks_diff
+from gateway.metering import Rocof
 from gateway.metering import fixed as fx
 from gateway.metering._finish import finish as _finish
 from gateway.metering.config import ConfigError
@@ -109,9 +110,7 @@ class AdcMeter:
         self._miss = 0
         self.n_plan = 0
         self.f_mhz = 0
-        self._f_prev = 0
-        self._t_prev = 0
-        self.rocof = 0
+        self.rocof = Rocof()  # rate of change of frequency across windows
         n = nc
         self.ch_w = [0] * n
         self.ch_ma = [0] * n

@@ -34,7 +34,6 @@ this path (the IC sees zero current).
 from micropython import const
 
 from gateway import metering as _f
-from gateway.clock import ticks_diff
 from gateway.metering.config import check
 
 _METER_EN = const(0x00)
@@ -57,7 +56,6 @@ _IRMS_A = const(0xDD)
 _FREQ = const(0xF8)
 _UNLOCK = const(0x55AA)
 _RESET_KEY = const(0x789A)
-_SEQ_MASK = const(0x3FFFFFFF)
 _SWEEP = const(4)  # configuration registers re-read per poll
 
 SCHEMA = {
@@ -133,9 +131,7 @@ class Atm90e32:
         self._inited = False
         self.digest = -1
         self.faults = 0  # count of detected IC faults (re-initialisations)
-        self._f_prev = 0
-        self._t_prev = 0
-        self._rocof = 0
+        self._rocof = _f.Rocof()
 
     # -- SPI frames ---------------------------------------------------------------
     def read(self, reg):
@@ -254,20 +250,4 @@ class Atm90e32:
             flags |= _f.FLAG_IC_FAULT
         if flags & _f.FLAG_NO_VOLTAGE:
             f = 0
-        rocof = 0
-        if f and self._f_prev:
-            dt = ticks_diff(now_ms, self._t_prev)
-            if 0 < dt < 2000:
-                rocof = (self._rocof + (f - self._f_prev) * 1000 // dt) // 2
-        self._rocof = rocof
-        self._f_prev = f
-        self._t_prev = now_ms
-        meter.t_ms = now_ms
-        meter.seq = (meter.seq + 1) & _SEQ_MASK
-        meter.valid = (flags & _f.INVALID) == 0
-        meter.grid_w = grid
-        meter.house_w = house
-        meter.v_mv = v_mv
-        meter.f_mhz = f
-        meter.rocof_mhz_s = rocof
-        meter.flags = flags
+        _f.publish(meter, now_ms, flags, grid, house, v_mv, f, self._rocof.update(f, now_ms))
