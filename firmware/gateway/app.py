@@ -204,7 +204,20 @@ class Gateway:
         from gateway.metering import service
 
         an = self.board.analog
-        await service.run(an, self.meter, an.cfg, self.clock)
+        await service.run(an, self.meter, an.cfg, self.clock, on_window=self.on_meter)
+
+    def on_meter(self, now):
+        """Right after each metering window: while export is permitted, an invalid window
+        (no voltage reference, no zero crossings, CT open, clipped) de-energises the
+        interlock and queues the Modbus stop at once, like a contact edge; the safety tick
+        that follows judges the same window and latches the block. No allocation."""
+        if self.meter.valid or not self.permits.export:
+            return
+        self.board.set_interlock(False)
+        self.permits.export = False
+        b = self.bus
+        if b is not None:
+            b.submit_stop(now)
 
     def apply_settings(self, changes):
         """Live changes accepted by the console or MQTT (already validated)."""

@@ -139,12 +139,17 @@ class AdcMeter:
         self._hn = 0
 
     def done(self, now_us):
+        # A chunk without voltage closes the window at once: the loss of the reference is
+        # published one chunk (~10-13 ms) after it is seen, not at the end of the window,
+        # so the safety layer can block within its tick (docs/safety.md, voltage-only loss).
+        if self._novolt > 0:
+            return True
         el = ticks_diff(now_us, self.t0_us)
         if el >= self.cfg["timeout_ms"] * 1000:
             return True
         if el * 1000 < self.cfg["cycles"] * 2 * self.h_ns:
             return False
-        return (self.nh[0] > 0 and self.nh[1] > 0) or self._novolt > 0
+        return self.nh[0] > 0 and self.nh[1] > 0
 
     def plan(self, now_us):
         """us to sleep before planning again (a multiple of 1000), or 0: capture

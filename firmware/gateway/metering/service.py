@@ -28,14 +28,19 @@ def window(eng, fe, meter, clock_ms):
     eng.finish(meter, clock_ms())
 
 
-async def run(frontend, meter, cfg, clock, engine=None):
-    """Forever: fill `meter` once per window. clock: gateway.clock.Clock (now_ms())."""
+async def run(frontend, meter, cfg, clock, engine=None, on_window=None):
+    """Forever: fill `meter` once per window. clock: gateway.clock.Clock (now_ms()).
+    on_window(now_ms), when given, runs right after each window is published (the app's
+    fast path: an invalid reference de-energises the interlock before the safety tick)."""
     import asyncio  # here: lockstep users of window() do not pay for it
 
     if cfg["path"] == "atm90e32":
         period = cfg["cycles"] * 1000 // cfg["nominal_hz"]
         while True:
-            frontend.poll(meter, clock.now_ms())
+            now = clock.now_ms()
+            frontend.poll(meter, now)
+            if on_window is not None:
+                on_window(now)
             await asyncio.sleep_ms(period)
     if engine is None:
         from gateway.metering.adc import AdcMeter  # not loaded on an ATM90E32 board
@@ -54,4 +59,7 @@ async def run(frontend, meter, cfg, clock, engine=None):
             await asyncio.sleep_ms(0)  # the capture held the loop: let others run first
             eng.feed(n, fe.t0_us, fe.dt_ns, fe.skew_ns)
             await asyncio.sleep_ms(0)
-        eng.finish(meter, clock.now_ms())
+        now = clock.now_ms()
+        eng.finish(meter, now)
+        if on_window is not None:
+            on_window(now)
