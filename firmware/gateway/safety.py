@@ -484,7 +484,11 @@ class Safety:
 
     def enter_fault(self, reason, now_ms=None):
         """Latch FAULT (all blocked, stop requested), e.g. REASON_FAULT_EXCEPTION."""
-        if self.state != STATE_FAULT:
+        if self.state != STATE_FAULT or (self.fault_reason == REASON_FAULT_STOP
+                                          and reason != REASON_FAULT_STOP):
+            # A stop-timeout FAULT clears itself when the devices confirm; a task fault
+            # on top of it must not vanish with it: it takes over and needs clear_fault()
+            # (which hands back to the stop timeout while the stop is still overdue).
             self.n_faults = (self.n_faults + 1) & _SEQ
             self.fault_reason = reason
             self.state = STATE_FAULT

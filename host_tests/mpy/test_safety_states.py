@@ -321,6 +321,22 @@ class Faults(unittest.TestCase):
         r.step()
         self.assertEqual(r.s.state, STATE_RECONNECT_WAIT)  # out, through the full delay
 
+    def test_exception_during_a_stop_timeout_is_latched_too(self):
+        r = Rig().to_normal()
+        r.confirm = False
+        r.valid = False
+        r.run(1100)
+        self.assertEqual(r.p.reason, REASON_FAULT_STOP)
+        r.s.enter_fault(REASON_FAULT_EXCEPTION, r.t)
+        self.assertEqual(r.p.reason, REASON_FAULT_EXCEPTION)
+        r.s.stop_confirmed(r.t, r.s.stop_seq)
+        r.valid = True
+        r.run(3 * D)
+        self.assertEqual(r.s.state, STATE_FAULT)  # the devices stopped, the exception stays
+        self.assertEqual(r.p.reason, REASON_FAULT_EXCEPTION)
+        self.assertTrue(r.s.clear_fault(r.t))
+        self.assertEqual(r.until(STATE_NORMAL, 3 * D), D + 20)
+
     def test_enter_fault_without_a_time(self):
         r = Rig().to_normal()
         r.confirm = False
