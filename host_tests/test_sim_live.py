@@ -8,7 +8,10 @@ Timeline (scenario seconds; the firmware's reconnection delay is set to 4 s):
   40- 54  grid back: blocked for the whole delay, then re-armed
   54- 62  outage, switch stays at GRID (not confirmed): the car must not discharge
   62- 76  grid back, re-arm
-  82      the Modbus devices go silent: blocked within the stale age
+  82- 85  the metering feed stalls (the plant stops sending the analog truth; the link
+          that carries the interlock stays up): blocked within the meter stale age
+  85- 90  feed back, re-arm after the delay
+  94      the Modbus devices go silent: blocked within the device stale age
 """
 
 import json
@@ -20,6 +23,7 @@ from gwhost.simlive import LiveRun
 
 RECONNECT_MS = 4000
 DEVICE_STALE_MS = 3000
+METER_STALE_MS = 1000  # the default of safety.meter_stale_ms
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +32,10 @@ def run(tmp_path_factory):
     rows = ["t_s,pv_w,load_w", "0,0,900", "46,0,1100", "66,0,800"]
     (d / "s.csv").write_text("\n".join(rows) + "\n")
     scen = {
-        "format": 1, "name": "live-check", "duration_s": 96, "series": "s.csv",
+        "format": 1, "name": "live-check", "duration_s": 110, "series": "s.csv",
         "ev": {"capacity_wh": 60000, "soc_start_pct": 70, "soc_reserve_pct": 30,
                "soc_max_pct": 90, "max_charge_w": 11000, "max_discharge_w": 10000,
-               "plugged": [[0, 96]]},
+               "plugged": [[0, 110]]},
         "charger": {"min_w": 150, "response_s": 1.0, "ramp_w_per_s": 3000,
                     "efficiency_pct": 94},
         "home_battery": None,
@@ -43,7 +47,8 @@ def run(tmp_path_factory):
                            "control": {"start_delay_ms": 1000, "min_off_ms": 1000}},
     }
     (d / "s.json").write_text(json.dumps(scen))
-    r = LiveRun(load(str(d / "s.json")), 0, 88, warmup_s=0, faults=[(82.0, "kill_devices")])
+    faults = [(82.0, "stall_metering"), (85.0, "resume_metering"), (94.0, "kill_devices")]
+    r = LiveRun(load(str(d / "s.json")), 0, 100, warmup_s=0, faults=faults)
     metrics = r.run()
     return metrics, r.trace
 
@@ -109,8 +114,17 @@ def test_rearm_waits_for_the_whole_delay(run):
         assert any(r["interlock"] for r in later), "never re-armed after the delay"
 
 
-def test_silent_devices_block_within_the_stale_age(run):
+def test_stalled_metering_feed_blocks_within_the_stale_age(run):
     _, trace = run
     assert any(r["interlock"] for r in _rows(trace, 76, 82)), "not armed before the fault"
-    after = _rows(trace, 82 + DEVICE_STALE_MS / 1000 + 1.5, 88)
+    after = _rows(trace, 82 + METER_STALE_MS / 1000, 85)
+    assert after and not any(r["interlock"] for r in after), "still exporting: no metering"
+    back = _rows(trace, 85 + RECONNECT_MS / 1000 + 2, 94)
+    assert any(r["interlock"] for r in back), "never re-armed after the feed came back"
+
+
+def test_silent_devices_block_within_the_stale_age(run):
+    _, trace = run
+    assert any(r["interlock"] for r in _rows(trace, 90, 94)), "not armed before the fault"
+    after = _rows(trace, 94 + DEVICE_STALE_MS / 1000 + 1.5, 100)
     assert after and not any(r["interlock"] for r in after), "still exporting: devices dead"

@@ -175,6 +175,60 @@ class Faults(unittest.TestCase):
         self.assertTrue(m.flags & M.FLAG_NO_VOLTAGE)
 
 
+class LateWakeups(unittest.TestCase):
+    """A busy event loop wakes the capture up to 25 ms late (measured live: up to ~20 ms).
+    Every window must still be measured, or else dropped unpublished: never published
+    as invalid, which safety would take for a lost grid and block for the whole delay."""
+
+    def run_windows(self, n, late_max_us, every):
+        rig = Rig()
+        set_load(rig, 1500, 0, 600, 0)
+        eng, fe, meter = rig.eng, rig.fe, rig.meter
+        x = 12345
+        published = 0
+        for _ in range(n):
+            seq = meter.seq
+            eng.begin(fe.now_us())
+            while not eng.done(fe.now_us()):
+                wait = eng.plan(fe.now_us())
+                if wait >= 1000:
+                    x = (x * 1103515245 + 12345) & 0x3FFFFFFF  # the loop's lateness:
+                    r = x >> 8  # mostly short, one wake-up in `every` a long stall
+                    late = r % late_max_us if r % every == 0 else r % 2000
+                    fe.idle_us(wait + late)
+                    continue
+                k = fe.capture(eng.bufs, eng.n_plan, eng.period_us)
+                eng.feed(k, fe.t0_us, fe.dt_ns, fe.skew_ns)
+                fe.idle_us(300)
+            if eng.finish(meter, rig.now_ms()):
+                published += 1
+                self.assertEqual(meter.seq, seq + 1)
+                self.assertTrue(meter.valid, "published invalid: flags %d" % meter.flags)
+                self.assertTrue(abs(meter.grid_w - 1500) <= allowance(1500), meter.grid_w)
+            else:
+                self.assertEqual(meter.seq, seq)  # dropped: nothing published
+        return published, eng.n_dropped
+
+    def test_late_wakeups_still_measure_every_window(self):
+        published, dropped = self.run_windows(40, 25000, 5)
+        self.assertEqual(dropped, 0)
+        self.assertEqual(published, 40)
+
+    def test_a_loop_always_late_drops_windows_but_never_publishes_invalid(self):
+        published, dropped = self.run_windows(40, 25000, 1)
+        self.assertEqual(published + dropped, 40)
+        self.assertTrue(published >= 20, "only %d of 40 windows measured" % published)
+
+    def test_voltage_loss_is_still_published_at_once(self):
+        rig = Rig()
+        set_load(rig, 1500, 0, 600, 0)
+        rig.windows(2)
+        rig.truth.v_present = False
+        m = rig.window()
+        self.assertFalse(m.valid)
+        self.assertTrue(m.flags & M.FLAG_NO_VOLTAGE)
+
+
 class Allocation(unittest.TestCase):
     @unittest.skipUnless(MPY, "heap_lock proves allocation on MicroPython only")
     def test_window_allocates_nothing(self):

@@ -42,6 +42,7 @@ class House:
         self.start_s = start_s
         self.link = link
         self.baud = baud
+        self.metering_stalled = False  # fault injection: no analog truth is sent
         # The plant starts warmup_s early so the gateway has re-armed by the measured start,
         # as a gateway that has been running all along would have.
         start_s = max(0.0, start_s - warmup_s)
@@ -96,6 +97,10 @@ class House:
                 self.bus.silent.add(unit)
         elif what == "kill_link":
             self.link.close()
+        elif what == "stall_metering":  # the analog feed stops; the link (interlock) stays
+            self.metering_stalled = True
+        elif what == "resume_metering":
+            self.metering_stalled = False
 
     # --- stepping ----------------------------------------------------------------------
     def _sync_state(self):
@@ -143,6 +148,8 @@ class House:
             self.send_truth()
 
     def send_truth(self):
+        if self.metering_stalled:
+            return
         p = self.plant
         up = p.grid_up_now
         # The voltage reference sits on the grid side of the transfer switch.

@@ -27,6 +27,9 @@ def finish(m, meter, now_ms):
     cfg = m.cfg
     flags = 0
     halves = m.nh[0] + m.nh[1]
+    if not m._novolt and not m._flat and (m.nh[0] == 0 or m.nh[1] == 0):
+        m.n_dropped += 1  # starved, not a grid event: see AdcMeter.finish
+        return False
     if m._novolt:
         flags |= _f.FLAG_NO_VOLTAGE
     if halves == 0:
@@ -118,3 +121,4 @@ def finish(m, meter, now_ms):
         f = 0
     m.f_mhz = f
     _f.publish(meter, now_ms, flags, grid, house, v_mv, f, m.rocof.update(f, now_ms))
+    return True

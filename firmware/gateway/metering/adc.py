@@ -108,6 +108,7 @@ class AdcMeter:
         self.ref_us = 0
         self.ref_typ = 0
         self._miss = 0
+        self.n_dropped = 0  # windows dropped unpublished (starved capture), for diagnostics
         self.n_plan = 0
         self.f_mhz = 0
         self.rocof = Rocof()  # rate of change of frequency across windows
@@ -131,6 +132,7 @@ class AdcMeter:
         self.nh[1] = 0
         self._clip = 0  # bit per channel (0: voltage)
         self._novolt = 0  # chunks whose voltage was below v_min
+        self._flat = 0  # chunks of a half-cycle or more with voltage but no crossing
         self._chunks = 0
         self._c0 = -1  # first crossing (ns after t0_us) and its type
         self._c0t = 0
@@ -196,7 +198,16 @@ class AdcMeter:
                 # neighbours); h/32 covers a frequency step within the window.
                 hj = h + a if pj == 0 else h - a
                 n = (wait + lead + hj + (h >> 5)) // dt + 4
-                self.n_plan = min(n, self._hold_ns // dt, self.n_buf)
+                cap = min(self._hold_ns // dt, self.n_buf)
+                over = (n - cap) * dt  # ns the chunk would need beyond what it may hold
+                if over >= 1000000:
+                    # Woken too early (the learned lateness overshot): a capped chunk would
+                    # miss the half-cycle's end. Sleep the excess and plan again.
+                    ms = (over + 999999) // 1000000
+                    self._wake_us = ticks_add(now_us, ms * 1000)
+                    self._wake_set = True
+                    return ms * 1000
+                self.n_plan = min(n, cap)
                 return 0
             self.locked = False
         self.n_plan = min(self._hold_ns // dt, self.n_buf)
@@ -241,6 +252,8 @@ class AdcMeter:
             nz += 1
             i = b
         if nz == 0:
+            if n * dt_ns >= self.h_ns:
+                self._flat += 1  # the reference does not alternate: loss of cycles
             self._miss += 1
             if self._miss > 1:
                 self.locked = False
@@ -354,5 +367,10 @@ class AdcMeter:
         return r << 1 if n == 1 else r
 
     def finish(self, meter, now_ms):
-        """Close the window: fill `meter` (gateway.model.Meter) and the per-channel lists."""
-        _finish(self, meter, now_ms)
+        """Close the window: fill `meter` (gateway.model.Meter) and the per-channel lists.
+        False when the window is dropped unpublished: the reference was present and
+        alternating, but the chunks missed the half-cycles of one or both polarities (the
+        event loop woke the capture too late). Nothing about the grid is known from such
+        a window, so the Meter keeps its previous values and ages; safety's
+        meter_stale_ms blocks if that goes on."""
+        return _finish(self, meter, now_ms)

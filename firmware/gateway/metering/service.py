@@ -60,6 +60,5 @@ async def run(frontend, meter, cfg, clock, engine=None, on_window=None):
             eng.feed(n, fe.t0_us, fe.dt_ns, fe.skew_ns)
             await asyncio.sleep_ms(0)
         now = clock.now_ms()
-        eng.finish(meter, now)
-        if on_window is not None:
+        if eng.finish(meter, now) and on_window is not None:
             on_window(now)

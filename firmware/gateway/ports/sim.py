@@ -12,15 +12,18 @@
 #                                             these stop: the relay drops, as on the board)
 #                    R <key> <value>          state report for the simulator's log
 # Until the link is up, and after it drops, the contact reads CONTACT_UNKNOWN
-# and the voltage reference is absent: safety holds the blocked state.
+# and the voltage reference is absent: safety holds the blocked state. Truth older
+# than FEED_STALE_MS (the plant sends it every 50 ms) reads as no voltage too.
 # Settings come from the board file; string values starting with "$" are read
 # from the environment (e.g. "$GATEWAY_PLANT" = "127.0.0.1:7070").
 import os
 import socket
 
 import asyncio
-from gateway.clock import Clock
+from gateway.clock import Clock, ticks_diff
 from gateway.ports import CONTACT_UNKNOWN, BoardError
+
+FEED_STALE_MS = 500
 
 
 def env_value(v):
@@ -192,12 +195,22 @@ class SimBoard:
             self._drop()
             await asyncio.sleep_ms(200)
 
+    async def _feed_watch(self):
+        """The plant sends the analog truth every 50 ms. When it stops while the link stays
+        up, the simulated inputs go flat (no voltage), as a real front end's would with its
+        signal gone: stale truth must never look like a live grid."""
+        t = self.truth
+        while True:
+            await asyncio.sleep_ms(100)
+            if t.v_present and ticks_diff(self.clock.now_ms(), t.t_ms) > FEED_STALE_MS:
+                t.v_present = False
+
     def tasks(self):
         addr = env_value(self.spec.get("plant"))
         if not addr:
             return []
         host, _, port = addr.rpartition(":")
-        return [self._link(host or "127.0.0.1", int(port))]
+        return [self._link(host or "127.0.0.1", int(port)), self._feed_watch()]
 
     def close(self):
         self._drop()

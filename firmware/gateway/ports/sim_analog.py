@@ -60,6 +60,7 @@ class Truth:
         self.v_mv = 230000
         self.f_mhz = 50000
         self.v_present = True
+        self.t_ms = 0  # board tick of the last update from the plant
         self.ch_w = [0] * n_ct
         self.ch_var = [0] * n_ct
         self.ch_open = [False] * n_ct
