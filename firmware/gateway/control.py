@@ -53,6 +53,8 @@ _CLAMP_W = const(1 << 20)  # any input power is clamped to +/-1 MW: sums stay <<
 _Q = const(16)  # integral in W * 2**16
 _DT_MAX_MS = const(2000)  # a late step ramps at most this much time's worth
 _AGE_PIN_MS = const(1 << 28)
+_SETTLE_MAX_MS = const(3000)  # a setpoint the car never reaches (its own limits) stops
+# holding the feed-forward after this long
 
 
 def _clamp(x, lo, hi):
@@ -104,6 +106,12 @@ class Controller:
         self.first = True
         self.backup = False
         self.ramping = False
+        # feed-forward trust: the charger's reading and the meter window must describe the
+        # same car power (see step, 3.)
+        self.pending = False  # a new setpoint has not shown in the charger's reading yet
+        self.t_move_ms = 0  # tick after which the car's power is known to be steady
+        self.ev_ref_w = 0  # the charger reading the car is steady at
+        self.goal_w = 0  # the last target computed from trusted readings
         self.writes = 0  # car setpoint writes (device wear)
         self.batt_writes = 0
         self.starts = 0  # charger session starts (contactor cycles)
@@ -164,24 +172,50 @@ class Controller:
             return self._hold_zero(now_ms, out, car or REASON_SAFETY_BLOCKED)
         if not meter.valid or ticks_diff(now_ms, meter.t_ms) > self.meter_age_ms:
             return self._hold_zero(now_ms, out, car or REASON_STALE_DATA)
-        # 3. regulation: feed-forward of the measured net load + conditional integral
+        # 3. regulation: feed-forward of the measured net load + conditional integral.
+        # The net load is grid - car, from two instruments read at different moments (the
+        # meter's window, the charger's last Modbus poll). While the car's power moves,
+        # their difference is wrong by the move (measured live: a 300 W skew made V2H
+        # swing +-300 W and export car energy), so the feed-forward is trusted only once
+        # the charger reads steady and a whole meter window lies after that; until then
+        # the setpoint holds, and only a cut of export while discharging goes through.
         grid = _clamp(meter.grid_w, -_CLAMP_W, _CLAMP_W)
         ev = _clamp(charger.power_w, -_CLAMP_W, _CLAMP_W)
         bt = _clamp(inverter.batt_w, -_CLAMP_W, _CLAMP_W) if has_batt else 0
-        want = self.charge_target_w - (grid - ev - bt)  # target - (house load - PV)
-        if want < 0:  # covering load: keep the import bias, never export
-            want += self.v2h_target_w
-            want = min(want, 0)
         sp = self.sp_w
+        stl = self.settle_w
+        if self.pending:
+            if -stl <= sp - ev <= stl or ticks_diff(now_ms, self.t_move_ms) >= _SETTLE_MAX_MS:
+                self.pending = False
+                self.t_move_ms = charger.t_ms
+                self.ev_ref_w = ev
+        elif ev - self.ev_ref_w > stl or self.ev_ref_w - ev > stl:
+            self.ev_ref_w = ev  # the car moved by itself (its BMS, the charger's limits)
+            self.t_move_ms = charger.t_ms
+        steady = not self.pending and \
+            ticks_diff(meter.t_ms, self.t_move_ms) >= self.period_ms
+        if steady:
+            want = self.charge_target_w - (grid - ev - bt)  # target - (house load - PV)
+            if want < 0:  # covering load: keep the import bias, never export
+                want += self.v2h_target_w
+                want = min(want, 0)
+        else:
+            want = self.goal_w  # the last trusted target (a ramp toward it goes on)
+            if sp < 0 and grid < 0 and ev >= sp - stl:
+                # exporting while discharging, and not from a cut already under way
+                want = min(want, sp + self.v2h_target_w - grid, 0)
+                self.goal_w = want
         mn = self._mn(charger)
-        if (sp > mn or sp < -mn) and self.session and not self.ramping and \
-                -self.settle_w <= sp - ev <= self.settle_w:
+        if (sp > mn or sp < -mn) and self.session and not self.ramping and steady and \
+                -stl <= sp - ev <= stl:
             tgt = self.v2h_target_w if sp < 0 else self.charge_target_w
             # a large error is a disturbance the feed-forward is already correcting: only
             # +-settle_w of it is integrated (a bias still is, more slowly)
             err = _clamp(tgt - grid, -self.settle_w, self.settle_w)
             self.i_q = _clamp(self.i_q + err * self.ki_q, -self.i_max_q, self.i_max_q)
-        want += self.i_q >> _Q
+        if steady:  # (a held goal already contains the integral)
+            want += self.i_q >> _Q
+            self.goal_w = want
         # 4. battery-first share
         bsp = 0
         if has_batt and (self.prio == PRIO_BATTERY_FIRST or
@@ -249,6 +283,7 @@ class Controller:
             self.t_switch_ms = ticks_add(now_ms, -self.min_off_ms)  # boot: may start at once
             self.t_busy_ms = now_ms
             self.t_last_ms = now_ms
+            self.t_move_ms = ticks_add(now_ms, -_AGE_PIN_MS)  # boot: nothing moving
             return self.period_ms
         dt = _clamp(ticks_diff(now_ms, self.t_last_ms), 0, _DT_MAX_MS)
         self.t_last_ms = now_ms
@@ -258,6 +293,8 @@ class Controller:
             self.t_switch_ms = ticks_add(now_ms, -_AGE_PIN_MS)
         if ticks_diff(now_ms, self.t_busy_ms) > _AGE_PIN_MS:
             self.t_busy_ms = ticks_add(now_ms, -_AGE_PIN_MS)
+        if ticks_diff(now_ms, self.t_move_ms) > _AGE_PIN_MS:
+            self.t_move_ms = ticks_add(now_ms, -_AGE_PIN_MS)
         return dt
 
     def _mn(self, charger):
@@ -329,6 +366,7 @@ class Controller:
         # car and battery at 0 W; the session is kept (closed later by the idle rule):
         # a data gap is no reason to cycle the contactors
         self.i_q = 0
+        self.goal_w = 0
         self._busy(now_ms, False)
         if self.session and ticks_diff(now_ms, self.t_busy_ms) >= self.stop_delay_ms and \
                 ticks_diff(now_ms, self.t_switch_ms) >= self.min_on_ms:
@@ -339,6 +377,8 @@ class Controller:
         if ev_w != self.sp_w:
             self.sp_w = ev_w
             self.writes += 1
+            self.pending = True  # the car will move: hold until its reading shows it
+            self.t_move_ms = self.t_last_ms
         if batt_w != self.batt_sp_w:
             self.batt_sp_w = batt_w
             self.batt_writes += 1
