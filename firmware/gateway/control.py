@@ -177,7 +177,8 @@ class Controller:
         # meter's window, the charger's last Modbus poll). While the car's power moves,
         # their difference is wrong by the move (measured live: a 300 W skew made V2H
         # swing +-300 W and export car energy), so the feed-forward is trusted only once
-        # the charger reads steady and a whole meter window lies after that; until then
+        # the charger reads steady and two control periods of meter windows lie after that
+        # (a window's content is up to one period older than its tick); until then
         # the setpoint holds, and only a cut of export while discharging goes through.
         grid = _clamp(meter.grid_w, -_CLAMP_W, _CLAMP_W)
         ev = _clamp(charger.power_w, -_CLAMP_W, _CLAMP_W)
@@ -193,7 +194,7 @@ class Controller:
             self.ev_ref_w = ev  # the car moved by itself (its BMS, the charger's limits)
             self.t_move_ms = charger.t_ms
         steady = not self.pending and \
-            ticks_diff(meter.t_ms, self.t_move_ms) >= self.period_ms
+            ticks_diff(meter.t_ms, self.t_move_ms) >= 2 * self.period_ms
         if steady:
             want = self.charge_target_w - (grid - ev - bt)  # target - (house load - PV)
             if want < 0:  # covering load: keep the import bias, never export
