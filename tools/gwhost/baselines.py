@@ -9,6 +9,9 @@ through the plant's command API only and obey the same safety permits as the fir
   and safety limits and the same rule that the car's energy never leaves through the grid
   connection (it discharges only when the house takes at least the charger minimum); it
   needs no import bias, having no latency. Effectiveness 1 by definition.
+  With prices in the scenario it is the cheapest plan with perfect knowledge instead
+  (gwhost.oracleplan: dynamic programming over the car's SoC on 15-min intervals, same
+  limits, departures met, no car energy into the grid), executed at zero latency.
 - oracle-free: the same without the no-export rule: at the minimum it picks whichever of
   0 and +-min_w leaves less |grid|, so it may push car energy into the grid (at night
   loads of 75-150 W). The gap between the two is the price of the no-export guarantee.
@@ -43,9 +46,17 @@ class Oracle:
         self.scen = scen
         self.sp = 0.0
         self.bsp = 0.0
+        self.plan = None
+        if scen.has_prices and not self.car_export:
+            from gwhost import oracleplan
+
+            self.plan = oracleplan.Plan(scen, scen.gateway_config.get("plan") or {})
+            self.k = -1
 
     def control(self, t_ms, plant, permits):
         s = self.scen
+        if self.plan is not None and plant.ev_plugged and plant.grid_up_now:
+            return self._planned(t_ms, plant, permits)
         if not plant.ev_plugged:
             self.sp = 0.0
             return
@@ -75,6 +86,58 @@ class Oracle:
                 w = 0.0  # discharging min_w would push car energy into the grid
                 if w < lo or w > hi:
                     w = 0.0
+        if w != self.sp:
+            self.sp = w
+            plant.set_ev_setpoint(w)
+
+
+    def _planned(self, t_ms, plant, permits):
+        """Execute interval k's (a, g, d) budgets: absorb surplus, buy g spread over the
+        interval, cover deficit, all at zero latency."""
+        from gwhost import oracleplan
+
+        s, pl = self.scen, self.plan
+        k = int(t_ms // (oracleplan.SLOT_S * 1000))
+        end_ms = (k + 1) * oracleplan.SLOT_S * 1000
+        soc = plant.ev_soc_pct
+        if k != self.k:
+            self.k = k
+            tgt = pl.next_state(k, soc) * pl.step_wh
+            dB = tgt - soc / 100.0 * s.ev_capacity_wh
+            self.a, self.g, self.d = pl.parts(k, dB)
+            # the plan's states are 0.05 % apart: a budget within 1.5 states of the whole
+            # surplus / deficit means all of it (the next interval replans from the SoC)
+            q = 1.5 * pl.step_wh
+            if self.d > 0 and pl.D[k] - self.d <= q * pl.eta:
+                self.d = float("inf")
+            if self.a > 0 and pl.S[k] - self.a <= q / pl.eta:
+                self.a = float("inf")
+        if not plant.ev_session_open:
+            plant.set_ev_session(True)
+        load, pv, _, _ = plant.inputs()
+        if plant.pv_tripped:
+            pv = 0.0
+        net = load - pv + plant.batt_w
+        h = 0.2 / 3600.0  # one 200 ms step, h
+        hi = min(s.ev_max_charge_w, permits.limit_w) \
+            if permits.charge and soc < s.ev_soc_max_pct else 0.0
+        if s.fuse_a is not None:
+            room = min(3 * s.voltage_v * s.fuse_a - 3 * load * x + pv for x in s.phase_split)
+            hi = max(0.0, min(hi, room))
+        lo = -min(s.ev_max_discharge_w, permits.limit_w) if permits.discharge and \
+            permits.export and soc > s.ev_soc_reserve_pct else 0.0
+        absorb = min(max(-net, 0.0), self.a / h, hi)
+        cover = min(max(net, 0.0), self.d / h, -lo)
+        if cover < s.charger_min_w:
+            cover = 0.0
+        left_h = max((end_ms - t_ms) / 3600000.0, h)
+        grid = min(self.g / left_h, hi - absorb)
+        w = absorb + grid - cover
+        if 0 < w < s.charger_min_w:
+            w = s.charger_min_w if w >= s.charger_min_w / 2 and hi >= s.charger_min_w else 0.0
+        self.a -= absorb * h
+        self.g -= max(grid, 0.0) * h
+        self.d -= cover * h
         if w != self.sp:
             self.sp = w
             plant.set_ev_setpoint(w)

@@ -173,7 +173,8 @@ def departure_metrics(scen, departures):
     if scen.departure_soc_pct is None:
         return {}
     tgt = scen.departure_soc_pct
-    socs = [round(s, 2) for _, s in departures]
+    ends = {end for _, end in scen.departures()}
+    socs = [round(s, 2) for t, s in departures if t in ends]
     short = max([max(0.0, tgt - s) for s in socs], default=0.0)
     return {"departure_target_pct": tgt, "departure_soc_pct": socs,
             "departure_shortfall_pct": round(short, 3), "departure_soc_met": short <= 1e-6}

@@ -11,7 +11,9 @@ Optional keys this project adds (issue 9; absent = the old behaviour):
 - `grid.fuse_a`: the main fuse, A per phase (import and export current); `grid.voltage_v`
   (default 230); `grid.phase_split_pct`: how the house load splits over L1..L3 (three
   numbers summing to 100, default [34, 33, 33]). Car, PV and battery are balanced.
-- `gateway_config`: sections of the gateway's config for this scenario (e.g. "plan"). A missing required key or a bad value raises
+- `gateway_config`: sections of the gateway's config for this scenario (e.g. "plan").
+
+A missing required key or a bad value raises
 `ScenarioError` whose message names the key (e.g. "ev.capacity_wh: missing"); the
 commands turn it into exit status 2. Unknown keys are ignored.
 """
