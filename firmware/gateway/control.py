@@ -101,6 +101,7 @@ class Controller:
         self.plan_force_w = 0
         self.plan_floor_pct = 0
         self.plan_v2h = True
+        self.plan_absorb = True  # False: surplus is worth more exported than stored
         # state: small ints and bools, updated in place
         self.sp_w = 0  # last written car setpoint
         self.batt_sp_w = 0  # last written battery setpoint
@@ -208,6 +209,8 @@ class Controller:
             want = min(self.plan_force_w, self.max_charge_w)  # grid energy for the plan
             held = True
         hi = min(self.max_charge_w, charger.max_charge_w, lim) if chg_ok else 0
+        if not (self.plan_absorb or held):
+            hi = 0
         lo = -self._dis_cap(charger, lim) if dis_ok else 0
         fw = self._fuse(meter, ev) if self.fuse_ma else _CLAMP_W
         if fw < 0 and dis_ok:  # the house alone overloads a phase: V2H shaves it
@@ -227,6 +230,8 @@ class Controller:
             why = REASON_SOC_MAX if soc >= self.soc_max_pct else REASON_SAFETY_BLOCKED
         elif want > 0 and fw <= 0:
             why = REASON_FUSE
+        elif want > 0 and hi == 0 and not self.plan_absorb:
+            why = REASON_PLAN_HOLD
         elif want < 0 and not dis_ok:
             if self.mode == MODE_V1G:
                 why = REASON_V1G_ONLY

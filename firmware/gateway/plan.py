@@ -17,6 +17,9 @@
 #   the price of refilling (through two conversions) by min_spread_meur.
 # - V2H when prices exist: the car's energy above the floor is kept for the most
 #   expensive intervals (forecast load = the recent net house load).
+# - surplus: stored unless the car's energy above the floor already covers every forecast
+#   deficit of the schedule and the export price now beats buying the energy back in
+#   the schedule's cheapest interval (after losses): then exported.
 # - cheap-hour charging (grid_charge, default off): energy for later V2H is bought in
 #   cheap intervals when the spread (after losses) is at least min_spread_meur.
 # - wear: once the day's discharge reaches wear_wh_day, no V2H (backup and fuse shaving
@@ -91,6 +94,7 @@ class Planner:
         self.force_w = 0  # charge at least this (grid energy for the plan)
         self.floor_pct = 0  # discharge only above this SoC (the reserve or higher)
         self.v2h = True  # discharge to the house allowed in this interval
+        self.absorb = True  # surplus charging allowed in this interval
         self.need_wh = 0  # energy (AC) still missing for the departure
         self.price = 0  # import price now, milli-EUR/kWh (0 without a schedule)
         self.autonomy_min = 0  # backup hours from car + battery at the recent load, minutes
@@ -163,6 +167,7 @@ class Planner:
         ctl.plan_force_w = self.force_w
         ctl.plan_floor_pct = self.floor_pct
         ctl.plan_v2h = self.v2h
+        ctl.plan_absorb = self.absorb
 
     def _daily(self, now_s, tod_s):
         if self.dep_min < 0 or self.dep_soc == 0:
@@ -274,13 +279,20 @@ class Planner:
         avail = max(0, soc - floor) * self.cap_wh // 100 * eff // 100
         pm = self._marginal(n, avail)
         v2h = p_now >= pm and not worn
+        absorb = True
+        if pm == -_BIG and not has_dep:  # stored energy is not needed in the schedule
+            t = self.tariff
+            lo = _BIG
+            for j in range(t.n):
+                lo = min(lo, t.imp[j])
+            absorb = t.exp[t.index(now_s)] <= lo  # 1 Wh stored saves 1 Wh bought back
         if self.grid_charge and not worn and not has_dep:
             self._arbitrage(n, avail)
         force = max(force, self._alloc[0] * 3600 // max(
             1, self.tariff.slot_end(self.tariff.index(now_s)) - now_s))
         if force and v2h and p_now < pm + self.spread:
             v2h = False
-        self._out(force, floor, v2h)
+        self._out(force, floor, v2h, absorb)
 
     def _marginal(self, n, avail):
         """The lowest price at which the energy `avail` (Wh AC) is still used: walking the
@@ -332,7 +344,8 @@ class Planner:
                 wh -= a
                 head -= a
 
-    def _out(self, force, floor, v2h):
+    def _out(self, force, floor, v2h, absorb=True):
         self.force_w = force
         self.floor_pct = floor
         self.v2h = v2h
+        self.absorb = absorb

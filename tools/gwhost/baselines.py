@@ -17,7 +17,10 @@ through the plant's command API only and obey the same safety permits as the fir
   loads of 75-150 W). The gap between the two is the price of the no-export guarantee.
 - ac-pv: an AC charger's PV mode as common open-source chargers do it: 30 s cycle, whole
   amps at 230 V from 6 A (1.38 kW), enable after 1 min of surplus >= the minimum, disable
-  after 3 min below it (charging on at the minimum meanwhile), no discharge.
+  after 3 min below it (charging on at the minimum meanwhile), no discharge. With a
+  departure target (ev.departure_soc_pct) it also plan-charges as such chargers do
+  without a tariff: at its full power (32 A) from the latest start that still reaches
+  the target, plus 10 % and 5 min of margin.
 - openevse: an OpenEVSE-like divert: fed every 10 s, surplus smoothed by an exponential
   filter (20 s rising, 600 s falling), start when the smoothed surplus reaches 6.5 A, rate
   follows the raw surplus (>= 6 A), stop below 6 A smoothed after 600 s of charging.
@@ -160,6 +163,24 @@ class AcPv:
         self.t_below = None
         self.sp = 0.0
         self.next_ms = plant.t_ms
+        self.planning = False
+
+    def _plan_w(self, t_ms, plant):
+        """Full power while the departure plan needs it, else 0."""
+        s = self.scen
+        t = t_ms / 1000.0
+        for _, end in s.departures():
+            if end > t:
+                if plant._win < 0 or s.plugged[plant._win][1] != end:
+                    return 0.0
+                mx = min(self.max_a * _V, s.ev_max_charge_w)
+                need = (s.departure_soc_pct - plant.ev_soc_pct) / 100.0 * s.ev_capacity_wh \
+                    / (s.charger_efficiency_pct / 100.0)
+                if need <= 0:
+                    return 0.0
+                t_need = need / mx * 3600.0
+                return mx if end - t <= t_need * 1.1 + 300 else 0.0
+        return 0.0
 
     def control(self, t_ms, plant, permits):
         s = self.scen
@@ -168,6 +189,14 @@ class AcPv:
             self._set(plant, False, 0.0)
             self.t_above = self.t_below = None
             return
+        if s.departure_soc_pct is not None and t_ms >= self.next_ms:
+            pw = self._plan_w(t_ms, plant)
+            if pw > 0 or self.planning:
+                self.planning = pw > 0
+                if pw > 0:
+                    self.next_ms = t_ms + self.cycle_ms
+                    self._set(plant, True, pw)
+                    return
         if t_ms < self.next_ms:
             return
         self.next_ms = t_ms + self.cycle_ms

@@ -16,6 +16,10 @@ penalty per Wh short), plugged windows and arrival SoC as in the plant. Grid cha
 beyond a departure target is allowed only with plan.grid_charge (the gateway's rule).
 The oracle then executes the plan on the zero-latency plant (baselines.Oracle).
 Wear limits (min spread, throughput budget) are not applied: the oracle is a lower bound.
+The energy left in the car at the end of the scenario is worth what buying it back would
+cost in the day's cheapest interval (TERMINAL: import price / efficiency per stored Wh):
+with no value at all the "best" plan would sell the car's solar energy at 5 ct in the
+afternoon and buy it back for the next departure at 24 ct, which no household wants.
 """
 
 import math
@@ -114,7 +118,8 @@ class Plan:
         maxc = int(math.ceil(scen.ev_max_charge_w * SLOT_S / 3600.0 * eta / step)) + 1
         maxd = int(math.ceil(scen.ev_max_discharge_w * SLOT_S / 3600.0 / eta / step)) + 1
         b = np.arange(nb)
-        V = np.zeros(nb)
+        self.end_value_eur_wh = float(np.min(pi)) / eta
+        V = -b * step * self.end_value_eur_wh
         choice = np.zeros((n, nb), dtype=np.int32)
         for k in range(n - 1, -1, -1):
             if k + 1 in dep_idx:  # departure at the end of interval k
