@@ -254,7 +254,7 @@ class Planner:
                 floor = max(floor, self.dep_soc)  # refilling from the grid is a pure loss
             self._out(force, floor, v2h and not worn)
             return
-        n = self._slots(now_s, dep if has_dep else _BIG)
+        n = self._slots(now_s, dep if has_dep else t.end_s())
         if n == 0:
             self._out(0, max(floor, self.dep_soc) if has_dep else floor, not worn)
             return

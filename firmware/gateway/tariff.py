@@ -79,7 +79,7 @@ class Tariff:
             for k in obj:
                 if k not in _KEYS:
                     raise TariffError("tariff.%s: unknown key; known: %s" % (
-                        _short(k), ", ".join(_KEYS)))
+                        k[:20] if isinstance(k, str) else _short(k), ", ".join(_KEYS)))
             for k in _KEYS:
                 if k not in obj:
                     raise TariffError("tariff.%s: missing" % k)
