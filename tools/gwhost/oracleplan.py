@@ -34,7 +34,7 @@ _INF = 1e18
 
 def interval_data(scen):
     """Per interval: (S, D, G, pi, pe, t0, t1) from the series."""
-    n = int(math.ceil(scen.duration_s / SLOT_S))
+    n = math.ceil(scen.duration_s / SLOT_S)
     S = np.zeros(n)
     D = np.zeros(n)
     G = np.zeros(n)
@@ -56,8 +56,8 @@ def interval_data(scen):
             net = load[i] - pv[i]
             cap = mx_c
             if fuse is not None:  # charging room on the worst phase (car balanced)
-                cap = min(cap, min(3 * v * fuse - 3 * load[i] * s + pv[i] for s in split))
-                cap = max(cap, 0.0)
+                room = min(3 * v * fuse - 3 * load[i] * s + pv[i] for s in split)
+                cap = max(min(cap, room), 0.0)
             if net < 0:
                 a = min(-net, cap)
                 S[k] += a * h
@@ -102,21 +102,21 @@ class Plan:
         nb = 100 * RES + 1
         S, D, G, pi, pe = interval_data(scen)
         n = len(S)
-        res = int(round(scen.ev_soc_reserve_pct * RES))
-        top = int(round(scen.ev_soc_max_pct * RES))
+        res = round(scen.ev_soc_reserve_pct * RES)
+        top = round(scen.ev_soc_max_pct * RES)
         grid_charge = bool(plan_cfg.get("grid_charge", False))
         dep_idx = {}
         tgt = scen.departure_soc_pct
         for w, end in scen.departures():
-            dep_idx[int(round(end / SLOT_S))] = int(math.ceil(tgt * RES))
+            dep_idx[round(end / SLOT_S)] = math.ceil(tgt * RES)
         win_of = [-1] * n
         for w, (a, b, _) in enumerate(scen.plugged):
-            for k in range(int(round(a / SLOT_S)), min(n, int(round(b / SLOT_S)))):
+            for k in range(round(a / SLOT_S), min(n, round(b / SLOT_S))):
                 win_of[k] = w
         # which windows end in a departure (grid energy allowed up to the target)
-        dep_win = {w: int(math.ceil(tgt * RES)) for w, _ in scen.departures()}
-        maxc = int(math.ceil(scen.ev_max_charge_w * SLOT_S / 3600.0 * eta / step)) + 1
-        maxd = int(math.ceil(scen.ev_max_discharge_w * SLOT_S / 3600.0 / eta / step)) + 1
+        dep_win = {w: math.ceil(tgt * RES) for w, _ in scen.departures()}
+        maxc = math.ceil(scen.ev_max_charge_w * SLOT_S / 3600.0 * eta / step) + 1
+        maxd = math.ceil(scen.ev_max_discharge_w * SLOT_S / 3600.0 / eta / step) + 1
         b = np.arange(nb)
         self.end_value_eur_wh = float(np.min(pi)) / eta
         V = -b * step * self.end_value_eur_wh
@@ -155,8 +155,8 @@ class Plan:
             V = best
             choice[k] = arg
             a0 = scen.plugged[w][0]
-            if int(round(a0 / SLOT_S)) == k and w > 0 and scen.plugged[w][2] is not None:
-                V = np.full(nb, V[int(round(scen.plugged[w][2] * RES))])  # arrival SoC
+            if round(a0 / SLOT_S) == k and w > 0 and scen.plugged[w][2] is not None:
+                V = np.full(nb, V[round(scen.plugged[w][2] * RES)])  # arrival SoC
         self.choice = choice
         self.S, self.D, self.G, self.pi, self.pe, self.eta = S, D, G, pi, pe, eta
         self.grid_charge = grid_charge
@@ -164,7 +164,7 @@ class Plan:
 
     def next_state(self, k, soc_pct):
         """Planned stored-energy index at the end of interval k from the SoC now."""
-        i = int(round(min(max(soc_pct, 0.0), 100.0) * RES))
+        i = round(min(max(soc_pct, 0.0), 100.0) * RES)
         return int(self.choice[k][i])
 
     def parts(self, k, dB):

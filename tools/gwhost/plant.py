@@ -392,8 +392,7 @@ class Plant:
             self.phase_a[k] = pk / self.volt
             wph[k] += pk * dt
             a = abs(self.phase_a[k])
-            if a > self.max_phase_a:
-                self.max_phase_a = a
+            self.max_phase_a = max(self.max_phase_a, a)
             if self.fuse_a is not None and a > self.fuse_a:
                 over = True
         if over:
