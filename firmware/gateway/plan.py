@@ -40,6 +40,7 @@ SCHEMA = {
     "wear_wh_day": (0, 0, 500000),  # daily discharge throughput budget, Wh; 0 = no limit
     "batt_capacity_wh": (0, 0, 200000),  # home battery usable energy (backup autonomy)
     "load_tau_s": (900, 10, 86400),  # averaging time of the recent house load
+    "utc_offset_min": (60, -720, 840),  # local time = UTC + this (no DST rule: set it)
 }
 
 _REPLAN_S = const(60)
@@ -50,6 +51,22 @@ _BIG = const(1 << 29)
 
 class PlanConfigError(ValueError):
     pass
+
+
+def wall_s(offset_min):
+    """(seconds since 2000 UTC, local time of day s) from the board's clock, or (-1, 0)
+    while it is not set (before 2024). The unix port counts from 1970, the ESP32 from
+    2000. For the service around the planner, never for the core."""
+    import time
+
+    from gateway.tariff import EPOCH_2000
+
+    t = time.time()
+    if time.gmtime(0)[0] == 1970:
+        t -= EPOCH_2000
+    if t < 24 * 365 * 86400:
+        return -1, 0
+    return t, (t + offset_min * 60) % 86400
 
 
 def make_config(cfg=None):
@@ -343,6 +360,19 @@ class Planner:
                 self._alloc[j] += a
                 wh -= a
                 head -= a
+
+    def json(self):
+        """The plan for the state message: one JSON object (telemetry key "plan")."""
+        t = self.tariff
+        dep = self.dep_at_s - self.t_s if self.dep_at_s != _NONE and self.t_s != _NONE else -1
+        err = t.error if t is not None else None
+        return ('{"price":%d,"force_w":%d,"floor_pct":%d,"v2h":%s,"absorb":%s,"need_wh":%d,'
+                '"thru_wh":%d,"backup_min":%d,"dep_in_s":%d,"dep_soc_pct":%d,"slots":%d,'
+                '"tariff_err":%s}') % (
+            self.price, self.force_w, self.floor_pct, "true" if self.v2h else "false",
+            "true" if self.absorb else "false", self.need_wh, self.thru_wh,
+            self.autonomy_min, dep, self.dep_soc, t.n if t is not None else 0,
+            '"%s"' % err[:60].replace('"', "'") if err else "null")
 
     def _out(self, force, floor, v2h, absorb=True):
         self.force_w = force
