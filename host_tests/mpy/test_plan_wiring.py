@@ -46,7 +46,7 @@ class TariffTopic(unittest.TestCase):
         self.assertEqual(c.tariff.n, 24)
         self.assertEqual(c.tariff.imp[0], 250)
         self.assertIn("tariff.import[0]: expected an integer", c.tariff.error)
-        self.assertIn("tariff rejected", [e[2] for e in c.log.entries(1)][0])
+        self.assertIn("tariff rejected", next(e[2] for e in c.log.entries(1)))
         t.on_message("energygw/gwA/tariff", b"", True)
         self.assertEqual(c.tariff.n, 0)
 

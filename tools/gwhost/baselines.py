@@ -12,6 +12,8 @@ through the plant's command API only and obey the same safety permits as the fir
   With prices in the scenario it is the cheapest plan with perfect knowledge instead
   (gwhost.oracleplan: dynamic programming over the car's SoC on 15-min intervals, same
   limits, departures met, no car energy into the grid), executed at zero latency.
+- oracle-grid: the oracle without the price plan (the physical limit of grid exchange);
+  on price scenarios `effectiveness` is computed against it.
 - oracle-free: the same without the no-export rule: at the minimum it picks whichever of
   0 and +-min_w leaves less |grid|, so it may push car energy into the grid (at night
   loads of 75-150 W). The gap between the two is the price of the no-export guarantee.
@@ -44,13 +46,14 @@ class Idle:
 class Oracle:
     ideal = True
     car_export = False  # True: oracle-free
+    grid_only = False  # True: oracle-grid (the physical limit even when prices exist)
 
     def reset(self, plant, scen):
         self.scen = scen
         self.sp = 0.0
         self.bsp = 0.0
         self.plan = None
-        if scen.has_prices and not self.car_export:
+        if scen.has_prices and not self.car_export and not self.grid_only:
             from gwhost import oracleplan
 
             self.plan = oracleplan.Plan(scen, scen.gateway_config.get("plan") or {})
@@ -179,7 +182,8 @@ class AcPv:
                 if need <= 0:
                     return 0.0
                 t_need = need / mx * 3600.0
-                return mx if end - t <= t_need * 1.1 + 300 else 0.0
+                # once started it runs to the target (no start/stop on the margin)
+                return mx if self.planning or end - t <= t_need * 1.1 + 300 else 0.0
         return 0.0
 
     def control(self, t_ms, plant, permits):
@@ -270,5 +274,12 @@ class OracleFree(Oracle):
     car_export = True
 
 
-BASELINES = {"idle": Idle, "oracle": Oracle, "oracle-free": OracleFree, "ac-pv": AcPv,
-             "openevse": OpenEvseLike}
+class OracleGrid(Oracle):
+    """The zero-latency oracle without the price plan: on price scenarios the reference
+    of `effectiveness` (least grid exchange), while `oracle` is the cheapest plan."""
+
+    grid_only = True
+
+
+BASELINES = {"idle": Idle, "oracle": Oracle, "oracle-free": OracleFree,
+             "oracle-grid": OracleGrid, "ac-pv": AcPv, "openevse": OpenEvseLike}
