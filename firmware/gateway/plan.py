@@ -61,7 +61,7 @@ def wall_s(offset_min):
 
     from gateway.tariff import EPOCH_2000
 
-    t = time.time()
+    t = int(time.time())  # a float on the unix port
     if time.gmtime(0)[0] == 1970:
         t -= EPOCH_2000
     if t < 24 * 365 * 86400:

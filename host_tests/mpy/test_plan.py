@@ -96,6 +96,14 @@ class Departure(unittest.TestCase):
         b.at(86400 + 8 * H)
         self.assertEqual(b.pl.dep_at_s, T0 + 2 * 86400 + 450 * 60)
 
+    def test_wall_clock_is_whole_seconds_since_2000(self):
+        from gateway.plan import wall_s
+
+        now_s, tod_s = wall_s(60)
+        self.assertTrue(type(now_s) is int and type(tod_s) is int, (now_s, tod_s))
+        self.assertTrue(now_s > 24 * 365 * 86400)  # the host's clock is set
+        self.assertTrue(0 <= tod_s < 86400)
+
     def test_config_is_validated(self):
         with self.assertRaises(PlanConfigError):
             Planner({"departure_min": 1440}, None)
