@@ -305,12 +305,12 @@ class Controller:
             return _CLAMP_W
         lim = self.fuse_ma
         ph, pw = meter.ph_ma, meter.ph_w
-        i = ph[0] if pw[0] >= 0 else -ph[0]
-        h = lim - i
-        i = ph[1] if pw[1] >= 0 else -ph[1]
-        h = min(h, lim - i)
-        i = ph[2] if pw[2] >= 0 else -ph[2]
-        h = _clamp(min(h, lim - i), -_PH_MAX_MA, _PH_MAX_MA)
+        i = _clamp(ph[0], 0, _PH_MAX_MA)
+        h = lim - (i if pw[0] >= 0 else -i)
+        i = _clamp(ph[1], 0, _PH_MAX_MA)
+        h = min(h, lim - (i if pw[1] >= 0 else -i))
+        i = _clamp(ph[2], 0, _PH_MAX_MA)
+        h = _clamp(min(h, lim - (i if pw[2] >= 0 else -i)), -_PH_MAX_MA, _PH_MAX_MA)
         v = meter.v_mv if meter.v_mv > 100000 else _V_NOM_MV
         return ev + h * (v // 100) // 10000 * 3
 

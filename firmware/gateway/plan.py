@@ -265,7 +265,7 @@ class Planner:
         if not priced:
             if has_dep:
                 left = dep - now_s
-                t_need = need * 3600 // self.plan_w
+                t_need = need * 36 // max(1, self.plan_w // 100)  # s; stays < 2**30
                 if left <= t_need + t_need // 10 + 60:  # as late as possible (surplus first)
                     force = self.plan_w
                 floor = max(floor, self.dep_soc)  # refilling from the grid is a pure loss
@@ -351,7 +351,7 @@ class Planner:
             d -= max(0, avail)
             avail = 0
             limit = self._p[h] * e2 // 10000 - self.spread
-            wh = d * 10000 // e2
+            wh = d * 100 // self.eff * 100 // self.eff  # AC Wh to buy for d out
             while wh > 0 and head > 0:
                 j = self._cheapest(h, 0, limit)
                 if j < 0:
