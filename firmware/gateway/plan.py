@@ -101,6 +101,7 @@ class Planner:
         self.dep_soc = c["departure_soc_pct"]
         self.dep_at_s = _NONE  # absolute departure (seconds since 2000), or _NONE
         self.dep_abs = False  # set by set_departure() rather than the daily config
+        self.tgt = 0  # the departure SoC the plan works to (capped at the max SoC)
         # planning arrays: price, capacity (Wh AC), allocation (Wh AC) per interval
         self._p = array("i", [0] * _HORIZON)
         self._capw = array("i", [0] * _HORIZON)
@@ -180,6 +181,8 @@ class Planner:
             self._soc = soc
             self._dep = self.dep_at_s
             self._next_s = now_s + _REPLAN_S
+            # a target above the controller's max SoC could never be reached: cap it
+            self.tgt = min(self.dep_soc, ctl.soc_max_pct)
             self.replan(now_s, soc, ctl.reserve_pct, charger.plugged)
         ctl.plan_force_w = self.force_w
         ctl.plan_floor_pct = self.floor_pct
@@ -256,10 +259,10 @@ class Planner:
         priced = t is not None and t.index(now_s) >= 0
         self.price = t.imp[t.index(now_s)] if priced else 0
         dep = self.dep_at_s
-        has_dep = plugged and dep != _NONE and dep > now_s and self.dep_soc > 0
+        has_dep = plugged and dep != _NONE and dep > now_s and self.tgt > 0
         need = 0
         if has_dep:
-            need = max(0, self.dep_soc - soc) * self.cap_wh // 100 * 100 // eff
+            need = max(0, self.tgt - soc) * self.cap_wh // 100 * 100 // eff
         self.need_wh = need
         worn = self.wear_wh and self.thru_wh >= self.wear_wh
         if not priced:
@@ -268,12 +271,12 @@ class Planner:
                 t_need = need * 36 // max(1, self.plan_w // 100)  # s; stays < 2**30
                 if left <= t_need + t_need // 10 + 60:  # as late as possible (surplus first)
                     force = self.plan_w
-                floor = max(floor, self.dep_soc)  # refilling from the grid is a pure loss
+                floor = max(floor, self.tgt)  # refilling from the grid is a pure loss
             self._out(force, floor, v2h and not worn)
             return
         n = self._slots(now_s, dep if has_dep else t.end_s())
         if n == 0:
-            self._out(0, max(floor, self.dep_soc) if has_dep else floor, not worn)
+            self._out(0, max(floor, self.tgt) if has_dep else floor, not worn)
             return
         p_now = self._p[0]
         if has_dep:
@@ -288,9 +291,9 @@ class Planner:
             for k in range(n):
                 spare += self._capw[k] - self._alloc[k]
             below = j >= 0 and p_now * eff * eff // 10000 - self._p[j] >= self.spread
-            tgt_floor = self.dep_soc
+            tgt_floor = self.tgt
             if below:  # V2H below the target pays: down to what the spare slots refill
-                tgt_floor = self.dep_soc - (spare * 9 // 10) * eff // 100 * 100 // self.cap_wh
+                tgt_floor = self.tgt - (spare * 9 // 10) * eff // 100 * 100 // self.cap_wh
             floor = max(floor, tgt_floor)
         # V2H ranking: the energy above the floor serves the most expensive intervals
         avail = max(0, soc - floor) * self.cap_wh // 100 * eff // 100

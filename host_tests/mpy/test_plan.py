@@ -81,6 +81,13 @@ class Departure(unittest.TestCase):
         b.pl.set_departure(T0 + 7 * H, 70)
         self.assertEqual(b.at(0).floor_pct, 61)  # 0.9 x 0.9 x 7 kWh = 9 % refillable
 
+    def test_target_above_the_max_soc_is_capped(self):
+        b = Box({"efficiency_pct": 90}, t=tariff([250] * 24), soc=85)  # charging stops at 90 %
+        b.pl.set_departure(T0 + 7 * H, 95)
+        b.at(0)
+        self.assertEqual(b.pl.need_wh, 3333)  # 5 % of 60 kWh / 0.9, not 10 %
+        self.assertEqual(b.pl.floor_pct, 90)
+
     def test_without_prices_as_late_as_possible(self):
         b = Box(soc=50)
         b.pl.set_departure(T0 + 5 * H, 70)  # 12 kWh at 6 kW: 2 h (+10 % + 60 s)

@@ -27,6 +27,7 @@ class Ctl:
 
     reserve_pct = 30
     batt_min_pct = 10
+    soc_max_pct = 90
 
 
 class Con:
