@@ -50,6 +50,13 @@ record = st.fixed_dictionaries({
     "export": st.booleans(), "discharge": st.booleans(), "charge": st.booleans(),
     "island": st.booleans(),
     "limit": st.one_of(st.just(100000), st.integers(0, 20000), BIG),
+    # per-phase meter values and the planner's hooks (gateway/plan.py writes them)
+    "ph_w": st.lists(st.one_of(st.integers(-20000, 20000), BIG), min_size=3, max_size=3),
+    "ph_ma": st.lists(st.one_of(st.integers(0, 100000), BIG), min_size=3, max_size=3),
+    "v_mv": st.one_of(st.just(230000), st.integers(0, 300000), BIG),
+    "force": st.one_of(st.just(0), st.integers(0, 100000)),
+    "floor": st.one_of(st.just(0), st.integers(0, 100)),
+    "v2h": st.booleans(), "absorb": st.booleans(),
 })
 
 
@@ -81,6 +88,14 @@ def feed(r, m, ch, inv, pm, now):
     inv.has_battery, inv.batt_w, inv.batt_soc_pct = r["has_batt"], r["batt"], r["bsoc"]
     pm.export, pm.discharge, pm.charge = r["export"], r["discharge"], r["charge"]
     pm.island, pm.limit_w = r["island"], r["limit"]
+    m.ph_w[:] = r.get("ph_w", (0, 0, 0))
+    m.ph_ma[:] = r.get("ph_ma", (0, 0, 0))
+    m.v_mv = r.get("v_mv", 230000)
+
+
+def plan(c, r):
+    c.plan_force_w, c.plan_floor_pct = r["force"], r["floor"]
+    c.plan_v2h, c.plan_absorb = r["v2h"], r["absorb"]
 
 
 def check(cfg, c, r, out):
@@ -96,6 +111,8 @@ def check(cfg, c, r, out):
     if ev < 0:
         assert r["discharge"] and r["plugged"] and fresh, "discharged without permit / car"
         assert r["soc"] > cfg["soc_reserve_pct"], "discharged at or below the reserve"
+        if not r["island"]:
+            assert r["soc"] > r.get("floor", 0), "discharged below the plan's floor"
         assert cfg["mode"] == "auto"
         assert r["island"] or (r["export"] and r["c_grid_ok"] and r["i_grid_ok"]), \
             "discharged with the grid absent and no island confirmed"
@@ -126,6 +143,7 @@ def test_decisions_stay_inside_every_limit(cfg, seq, t0):
     for r in seq:
         now = ticks_add(now, r["dt"])
         feed(r, m, ch, inv, pm, now)
+        plan(c, r)
         sys.settrace(tracer)
         try:
             c.step(now, m, ch, inv, pm, out)

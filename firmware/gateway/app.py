@@ -73,6 +73,21 @@ class Gateway:
         from gateway.control import Controller
 
         self.control = Controller(data["control"])
+        self._init_plan(data)
+
+    def _init_plan(self, data):
+        """The price schedule (config, then the retained MQTT topic) and the planner."""
+        from gateway.plan import Planner
+        from gateway.tariff import Tariff, TariffError
+
+        self.tariff = Tariff()
+        sched = data.get("tariff", {}).get("schedule")
+        if sched:
+            try:
+                self.tariff.load_json(sched)
+            except TariffError as e:
+                self.log.error("config: %s (no schedule)" % e)
+        self.planner = Planner(data.get("plan"), self.tariff)
 
     def _echo(self, level, msg):
         self.out("[%d] %s %s" % (self.clock.now_ms(), level, msg))
@@ -200,6 +215,19 @@ class Gateway:
                 self.sup.progress("control")
             await asyncio.sleep_ms(10)
 
+    async def plan_service(self):
+        """Once a second: the planner with the wall clock (idle until the clock is set)."""
+        from gateway.plan import wall_s
+
+        pl = self.planner
+        off = pl.cfg["utc_offset_min"]
+        while not self.stopping:
+            now_s, tod_s = wall_s(off)
+            if now_s >= 0:
+                pl.update(now_s, tod_s, self.control, self.meter, self.charger,
+                          self.inverter)
+            await asyncio.sleep_ms(1000)
+
     async def metering_service(self):
         from gateway.metering import service
 
@@ -224,6 +252,13 @@ class Gateway:
         for sec, key, value in changes:
             if sec == "control":
                 self.control.apply_setting(key, value)
+            elif sec == "plan":
+                pl = self.planner
+                d = self.config.data["plan"]
+                if key == "grid_charge":
+                    pl.grid_charge = value
+                elif key in ("departure_min", "departure_soc_pct"):
+                    pl.set_daily(d["departure_min"], d["departure_soc_pct"])
 
     def stop_now(self):
         """The 'stop now' button: no charging, no discharging, until a mode is chosen."""
@@ -286,7 +321,7 @@ class Gateway:
         sup.critical("control", silence)
         self.board.watchdog_start(self.board.spec.get("watchdog_ms", 5000))
         services = [("safety", self.safety_service), ("control", self.control_service),
-                    ("monitor", self.monitor)]
+                    ("monitor", self.monitor), ("plan", self.plan_service)]
         if self.board.analog is not None:
             services.append(("metering", self.metering_service))
         tasks = [asyncio.create_task(sup.supervise(n, f)) for n, f in services]

@@ -31,6 +31,11 @@ WRITABLE = {
     "soc_reserve_pct": "control.soc_reserve_pct",
     "soc_max_pct": "control.soc_max_pct",
     "period_s": "telemetry.period_s",
+    # the plan (docs/planning.md): daily departure (local minute of day, -1 = none), the
+    # SoC wanted then, and cheap-hour grid charging
+    "departure_min": "plan.departure_min",
+    "departure_soc_pct": "plan.departure_soc_pct",
+    "grid_charge": "plan.grid_charge",
 }
 ACTIONS = ("stop_now",)
 READ_ONLY_SECTIONS = ("safety", "mqtt", "commands")

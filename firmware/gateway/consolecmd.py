@@ -81,7 +81,18 @@ def _status(ctx, args):
             n.modbus_errors, lag.max_ms if lag else "-"),
         "config  %s%s" % (c.config.source, "   ERROR " + c.config.error if c.config.error
                           else ""),
-    )
+    ) + _plan(c)
+
+
+def _plan(c):
+    pl = getattr(c, "planner", None)
+    if pl is None:
+        return ()
+    m = pl.autonomy_min
+    return ("plan    price %d mEUR/kWh   grid charge %d W   floor %d %%   v2h %s   backup "
+            "%d h %02d min   car out today %d Wh   schedule %d" % (
+                pl.price, pl.force_w, pl.floor_pct, _yn(pl.v2h), m // 60, m % 60, pl.thru_wh,
+                pl.tariff.n if pl.tariff is not None else 0),)
 
 def _meters(ctx, args):
     m = ctx.meter

@@ -45,9 +45,11 @@ REASON_STALE_DATA = const(9)
 REASON_BACKUP = const(10)  # islanded: the car backs up the house (grid-forming cap)
 REASON_WAIT_START = const(11)  # useful work, session start pending (delay / min off time)
 REASON_V1G_ONLY = const(12)  # load to cover, but the mode forbids discharge
+REASON_PLAN_HOLD = const(13)  # the plan keeps the energy (price, wear budget, departure)
+REASON_FUSE = const(14)  # the main fuse leaves no room to charge
 REASON_NAMES = ("none", "charging", "discharging", "unplugged", "soc_max", "reserve",
                 "no_surplus", "safety_blocked", "mode_off", "stale_data", "backup",
-                "wait_start", "v1g_only")
+                "wait_start", "v1g_only", "plan_hold", "fuse_limit")
 
 _CLAMP_W = const(1 << 20)  # any input power is clamped to +/-1 MW: sums stay << 2**30
 _Q = const(16)  # integral in W * 2**16
@@ -55,6 +57,8 @@ _DT_MAX_MS = const(2000)  # a late step ramps at most this much time's worth
 _AGE_PIN_MS = const(1 << 28)
 _SETTLE_MAX_MS = const(3000)  # a setpoint the car never reaches (its own limits) stops
 # holding the feed-forward after this long
+_PH_MAX_MA = const(200000)  # phase currents clamped to +/-200 A: products stay < 2**30
+_V_NOM_MV = const(230000)
 
 
 def _clamp(x, lo, hi):
@@ -93,6 +97,13 @@ class Controller:
         self.batt_min_pct = c["batt_soc_min_pct"]
         self.batt_max_pct = c["batt_soc_max_pct"]
         self.batt_max_w = c["batt_max_w"]
+        self.fuse_ma = c["fuse_a"] * 1000 - c["fuse_margin_ma"] if c["fuse_a"] else 0
+        # the plan (gateway.plan.Planner writes these on its slow cadence): charge at least
+        # plan_force_w, discharge only above plan_floor_pct, V2H only with plan_v2h
+        self.plan_force_w = 0
+        self.plan_floor_pct = 0
+        self.plan_v2h = True
+        self.plan_absorb = True  # False: surplus is worth more exported than stored
         # state: small ints and bools, updated in place
         self.sp_w = 0  # last written car setpoint
         self.batt_sp_w = 0  # last written battery setpoint
@@ -224,23 +235,49 @@ class Controller:
             bsp = self._batt(want, inverter, permits)
             want -= bsp
         # 5. car limits; the reason for 0 W is decided here
+        floor = max(self.reserve_pct, self.plan_floor_pct)
         dis_ok = car == 0 and permits.discharge and permits.export and charger.grid_ok and \
-            inverter.grid_ok and self.mode == MODE_AUTO and soc > self.reserve_pct
+            inverter.grid_ok and self.mode == MODE_AUTO and soc > floor
         chg_ok = car == 0 and permits.charge and soc < self.soc_max_pct
+        held = False  # the setpoint comes from the plan or the fuse, not the grid error
+        if chg_ok and self.plan_force_w > 0 and self.plan_force_w > want:
+            want = min(self.plan_force_w, self.max_charge_w)  # grid energy for the plan
+            held = True
         hi = min(self.max_charge_w, charger.max_charge_w, lim) if chg_ok else 0
+        if not (self.plan_absorb or held):
+            hi = 0
         lo = -self._dis_cap(charger, lim) if dis_ok else 0
+        fw = self._fuse(meter, ev) if self.fuse_ma else _CLAMP_W
+        if fw < 0 and dis_ok:  # the house alone overloads a phase: V2H shaves it
+            want = min(want, fw)
+            hi = max(fw, lo)
+            held = True
+        else:
+            if not self.plan_v2h and lo < 0:
+                lo = 0  # the plan keeps the car's energy in this interval
+            if fw < hi:
+                hi = max(fw, 0)
+                held = held or want > hi
         why = car or REASON_NO_SURPLUS
         if car:
             pass
         elif want > 0 and not chg_ok:
             why = REASON_SOC_MAX if soc >= self.soc_max_pct else REASON_SAFETY_BLOCKED
+        elif want > 0 and fw <= 0:
+            why = REASON_FUSE
+        elif want > 0 and hi == 0 and not self.plan_absorb:
+            why = REASON_PLAN_HOLD
         elif want < 0 and not dis_ok:
             if self.mode == MODE_V1G:
                 why = REASON_V1G_ONLY
             elif soc <= self.reserve_pct:
                 why = REASON_RESERVE
+            elif soc <= floor:
+                why = REASON_PLAN_HOLD  # above the reserve, but the departure needs it
             else:
                 why = REASON_SAFETY_BLOCKED
+        elif want < 0 and lo == 0 and not self.plan_v2h:
+            why = REASON_PLAN_HOLD
         cw = _clamp(want, lo, hi)
         # 6. charger minimum, deadband, ramps; limits are hard (applied at once)
         cw = self._minimum(cw, mn, sp)
@@ -250,7 +287,7 @@ class Controller:
         if -self.deadband_w < cw - sp < self.deadband_w and not (cw == 0 and sp != 0):
             cw = sp
         new = _clamp(self._ramp(sp, cw, dt), lo, hi)
-        self.ramping = new != cw  # still on the way: no integration next cycle
+        self.ramping = new != cw or held  # on the way / not regulating: no integration
         if 0 < new < mn:
             new = mn if mn <= hi else 0
         elif -mn < new < 0:
@@ -297,6 +334,23 @@ class Controller:
         if ticks_diff(now_ms, self.t_move_ms) > _AGE_PIN_MS:
             self.t_move_ms = ticks_add(now_ms, -_AGE_PIN_MS)
         return dt
+
+    def _fuse(self, meter, ev):
+        """Highest car power (W, + charge) that keeps every phase below the fuse limit:
+        the car is balanced over three phases, so 1 mA of headroom on the worst phase is
+        3 x V mW of car power. Signed phase current: + import (the sign of ph_w)."""
+        if not meter.valid:
+            return _CLAMP_W
+        lim = self.fuse_ma
+        ph, pw = meter.ph_ma, meter.ph_w
+        i = _clamp(ph[0], 0, _PH_MAX_MA)
+        h = lim - (i if pw[0] >= 0 else -i)
+        i = _clamp(ph[1], 0, _PH_MAX_MA)
+        h = min(h, lim - (i if pw[1] >= 0 else -i))
+        i = _clamp(ph[2], 0, _PH_MAX_MA)
+        h = _clamp(min(h, lim - (i if pw[2] >= 0 else -i)), -_PH_MAX_MA, _PH_MAX_MA)
+        v = meter.v_mv if meter.v_mv > 100000 else _V_NOM_MV
+        return ev + h * (v // 100) // 10000 * 3
 
     def _mn(self, charger):
         return max(charger.min_w, self.min_w)

@@ -44,6 +44,10 @@ SCHEMA = {
     "batt_soc_min_pct": (10, 0, 100),
     "batt_soc_max_pct": (95, 0, 100),
     "batt_max_w": (5000, 0, 100000),
+    # main fuse / peak limit: per-phase current limit, A (0 = off); the car (balanced over
+    # three phases) yields in the same cycle, V2H shaves the excess (docs/planning.md)
+    "fuse_a": (0, 0, 200),
+    "fuse_margin_ma": (1500, 0, 20000),  # regulate this far below the fuse
 }
 
 

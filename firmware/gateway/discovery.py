@@ -40,7 +40,11 @@ mqtt_drops|MQTT messages dropped|||t|d
 lag_ms|Event loop lag|duration|ms|m|d
 heap_free|Free heap|data_size|B|m|d
 up_s|Uptime|duration|s|m|d
-cfg_err|Configuration error||||d|{{ value_json.cfg_err or 'none' }}"""
+cfg_err|Configuration error||||d|{{ value_json.cfg_err or 'none' }}
+backup_h|Backup autonomy|duration|h|m||{{ ((value_json.plan or {}).backup_min or 0) / 60 }}
+ev_thru_wh|Car discharged today (wear)|energy|Wh|t||{{ (value_json.plan or {}).thru_wh }}
+price|Import price now||EUR/kWh|m||{{ ((value_json.plan or {}).price or 0) / 1000 }}
+plan_force_w|Planned grid charging|power|W|m||{{ (value_json.plan or {}).force_w }}"""
 
 BINARY = """grid_up|Grid present|power|
 island|Island (backup) mode||

@@ -11,6 +11,8 @@
 #   root/state      the state JSON (not retained)
 #   root/cmd        commands in (JSON, gateway/commands.py)
 #   root/cmd/reply  one reply per command
+#   root/tariff     the price schedule in (JSON, retained; gateway/tariff.py); an empty
+#                   payload clears it
 #   <discovery_prefix>/<component>/<node_id>/<key>/config   HA discovery, retained
 #   <discovery_prefix>/status       HA's birth message: "online" -> discovery again
 import asyncio
@@ -67,7 +69,7 @@ _KEYS = (
     "safety_code", "safety_reason", "reason", "reason_code", "mode", "soc_reserve_pct",
     "soc_max_pct", "import_wh", "export_wh", "ev_in_wh", "ev_out_wh", "pv_wh", "charger_starts",
     "modbus_errors", "modbus_ok", "mqtt_drops", "mqtt_connects", "lag_ms", "lag_max_ms",
-    "heap_free", "heap_min", "cfg_err", "log_errors",
+    "heap_free", "heap_min", "cfg_err", "log_errors", "plan",
 )
 _TPL = "{" + ",".join('"%s":%%s' % k for k in _KEYS) + "}"
 
@@ -113,6 +115,9 @@ class Telemetry:
                                 log=ctx.log, counters=ctx.counters, clock=ctx.clock)
         self.client = client
         self.client.subscribe(tp.cmd, 1)
+        self.tariff_topic = tp.root + "/tariff"
+        if getattr(ctx, "tariff", None) is not None:
+            self.client.subscribe(self.tariff_topic, 1)
         if t["discovery"]:
             self.client.subscribe(tp.ha_status, 0)
         self.commands = Commands(data["commands"], ctx.config.schemas, data, ctx.config.apply,
@@ -142,9 +147,25 @@ class Telemetry:
             self.ctx.log.add(1 if ok else 2, "command " + reply)
             if ok:
                 self._state_now = True
+        elif topic == self.tariff_topic:
+            self._tariff(payload)
         elif topic == self.topics.ha_status and payload == b"online" and not retained:
             if self.tcfg["discovery"]:  # HA restarted: resend, jittered as HA asks
                 self._disc_at = ticks_add(now, rand16() % 3000)
+
+    def _tariff(self, payload):
+        t = self.ctx.tariff
+        if not payload:
+            t.clear()
+            self.ctx.log.add(1, "tariff: cleared")
+            return
+        try:
+            n = t.load_json(payload)
+        except ValueError as e:  # TariffError: the old schedule stays
+            self.ctx.log.add(2, "tariff rejected: %s" % e)
+        else:
+            self.ctx.log.add(1, "tariff: %d intervals of %d min" % (n, t.slot_s // 60))
+        self._state_now = True
 
     # ---- the state message ----
     def _name(self, table, code):
@@ -183,6 +204,7 @@ class Telemetry:
             n.pv_wh, n.charger_starts, n.modbus_errors, n.modbus_ok, n.mqtt_drops,
             self.client.connects, lag_w, lag_max,
             free, self.heap_min, _j(err[:80] if err else None), c.log.errors,
+            c.planner.json() if getattr(c, "planner", None) else "null",
         )
 
     def _roll_day(self, now):

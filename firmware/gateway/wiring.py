@@ -23,7 +23,7 @@ def _env(name):
 
 def schemas():
     """Every configuration section and the module that owns it."""
-    from gateway import app, commands, control_cfg, mqtt, safety_cfg, telemetry
+    from gateway import app, commands, control_cfg, mqtt, plan, safety_cfg, tariff, telemetry
     from gateway.devices import charger, solax, sunspec
     from gateway.modbus import bus
 
@@ -32,7 +32,8 @@ def schemas():
         inverter.update(sch)
     return {"app": app.SCHEMA, "safety": safety_cfg.SCHEMA, "control": control_cfg.SCHEMA,
             "bus": bus.SCHEMA, "charger": charger.SCHEMA, "inverter": inverter,
-            "mqtt": mqtt.SCHEMA, "telemetry": telemetry.SCHEMA, "commands": commands.SCHEMA}
+            "mqtt": mqtt.SCHEMA, "telemetry": telemetry.SCHEMA, "commands": commands.SCHEMA,
+            "plan": plan.SCHEMA, "tariff": tariff.SCHEMA}
 
 
 def build_bus(gw):

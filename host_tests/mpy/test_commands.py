@@ -137,7 +137,8 @@ class Rejected(unittest.TestCase):
         self.check(b'{"id": 5}', "no command keys")
         self.check(b'{"id": [1], "mode": "auto"}', "id: expected")
         self.check(b'{"id": true, "mode": "auto"}', "id: expected")
-        self.check(b'{"bogus": 1}', "'bogus': unknown key; known: mode, period_s")
+        self.check(b'{"bogus": 1}', "'bogus': unknown key; known: departure_min, departure_soc_pct, "
+                   "grid_charge, mode, period_s")
         self.check(b'{"mode": "auto", "pad": "' + b"x" * 300 + b'"}', "longer than 256 bytes")
         self.check(None, "longer than 256 bytes")  # the client skipped an oversized message
         many = json.dumps({"k%d" % i: 1 for i in range(9)}).encode()

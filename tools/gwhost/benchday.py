@@ -5,7 +5,7 @@ Usage: tools/bench-day SCENARIO.json [--controller NAME ...] [--trace DIR] [--pl
                        [--set KEY=INT ...] [--jobs N] [--json]
 
 Runs the firmware control core (`gateway`) and the comparison controllers (idle, oracle,
-oracle-free, ac-pv, openevse) against the plant in virtual time, 200 ms steps, rows and
+oracle-free, oracle-grid, ac-pv, openevse) against the plant in virtual time, 200 ms steps, rows and
 metrics at 1 s. The last line of stdout is the JSON object of the contract; without --json
 a table comes before it. Effectiveness needs idle and oracle: they are run even when not
 asked for (and then not listed). A bad scenario is exit status 2 with the key named.
@@ -15,6 +15,12 @@ step). With the default CPython runtime the recorded step records are also repla
 through the core on the unix port afterwards, open loop, to report its median step time
 there and to check that it decides exactly the same (`micropython_replay_equal`).
 `--set KEY=INT` overrides a key of the control config (gateway/control_cfg.py SCHEMA).
+
+Scenarios with prices (CSV columns import_eur_kwh / export_eur_kwh): every controller gets
+`energy_cost_eur`; `oracle` is the cheapest plan with perfect knowledge (oracleplan.py) and
+`effectiveness` is computed against `oracle-grid` (the physical limit of grid exchange).
+Departures (ev.departure_soc_pct) add departure_soc_pct / departure_shortfall_pct /
+departure_soc_met; a fuse (grid.fuse_a) adds the fuse_* metrics; max_phase_import_a always.
 """
 
 import argparse
@@ -29,12 +35,13 @@ from gwhost import scenario as scn
 
 DEFAULT = ("gateway", "oracle", "idle", "ac-pv", "openevse")
 NAMES = ("gateway", *baselines.BASELINES)
-TABLE = (("effectiveness", "eff", ".3f"), ("grid_import_wh", "imp Wh", ".0f"),
+TABLE = (("effectiveness", "eff", ".3f"), ("energy_cost_eur", "EUR", ".3f"), ("grid_import_wh", "imp Wh", ".0f"),
          ("grid_export_wh", "exp Wh", ".0f"), ("ev_charge_wh", "chg Wh", ".0f"),
          ("ev_discharge_wh", "dis Wh", ".0f"), ("ev_to_grid_wh", "ev>grid", ".1f"),
          ("island_export_wh", "isl exp", ".2f"), ("setpoint_writes", "writes", "d"),
          ("charger_starts", "starts", "d"), ("max_abs_grid_w_during_v2h", "v2h |g|max", ".0f"),
-         ("backup_unserved_wh", "bu unsrv", ".1f"), ("step_us_median", "step us", ""))
+         ("backup_unserved_wh", "bu unsrv", ".1f"), ("max_phase_import_a", "ph A max", ".1f"),
+         ("step_us_median", "step us", ""))
 
 
 def make_controller(name, runtime, overrides):
@@ -101,8 +108,12 @@ def main(argv=None):
     try:
         sc = scn.load(args.scenario)
         overrides = parse_set(args.set)
-        if overrides:
-            fw.load("gateway.control_cfg").make_config(gwcore.gateway_config(sc, overrides))
+        fw.load("gateway.control_cfg").make_config(gwcore.gateway_config(sc, overrides))
+        ps = gwcore.plan_setup(sc)
+        if ps:  # the scenario's plan section and schedule, checked as the firmware does
+            fw.load("gateway.plan").make_config(ps["plan"])
+            if ps["tariff"]:
+                fw.load("gateway.tariff").Tariff().load(ps["tariff"])
     except (scn.ScenarioError, ValueError) as e:
         print(f"bench-day: {e}", file=sys.stderr)
         return 2
@@ -111,7 +122,10 @@ def main(argv=None):
         return 2
     duration = args.duration if args.duration else sc.duration_s - args.start
     asked = list(dict.fromkeys(args.controller or DEFAULT))
-    todo = asked + [n for n in ("idle", "oracle") if n not in asked]
+    # effectiveness is against the physical limit: with prices that is oracle-grid (the
+    # `oracle` then is the cheapest plan, not the least grid exchange)
+    ref = "oracle-grid" if sc.has_prices else "oracle"
+    todo = asked + [n for n in ("idle", ref) if n not in asked]
     quiet = args.jobs > 1
     jobs = [(args.scenario, n, args.runtime, overrides, args.start, duration,
              args.trace if n in asked else None, quiet) for n in todo]
@@ -123,7 +137,7 @@ def main(argv=None):
     rows = {n: r for n, r, _ in done}
     res = {n: m for n, _, m in done}
     for n in todo:
-        res[n]["effectiveness"] = mx.effectiveness(res[n], res["idle"], res["oracle"])
+        res[n]["effectiveness"] = mx.effectiveness(res[n], res["idle"], res[ref])
         if "oracle-free" in res:  # the same against the oracle that may export car energy
             res[n]["effectiveness_vs_oracle_free"] = mx.effectiveness(
                 res[n], res["idle"], res["oracle-free"])

@@ -6,6 +6,13 @@ the inverter as if just polled, and the permits of the safety stand-in. `Control
 (firmware/gateway/control.py) decides; its Setpoints go to the plant only when the core
 wrote them. Time reaches the core as a 30-bit tick that wraps `WRAP_AFTER_MS` into the run.
 
+With a plan (the scenario has prices, a departure or a "plan" section in gateway_config)
+the firmware's Planner (gateway/plan.py) runs beside the core: once per simulated second
+it gets the plan clock (seconds since 2000 = the scenario's t_s: t_s 0 is local midnight
+of 2000-01-01), the local time of day and the next departure, and hands its decision to
+the controller. The scenario's price columns become the firmware's tariff table (15-min
+intervals, milli-EUR/kWh), exactly as the retained MQTT schedule would.
+
 Runtimes: `cpython` imports the module here; `micropython` runs the same module on the
 MicroPython unix port (tools/mpycore/driver.py) over a pipe, one line of integers per step
 each way (FIELDS_IN / FIELDS_OUT). The step time is measured around `Controller.step`
@@ -24,6 +31,10 @@ from gwhost import fw, paths
 _clock = fw.load("gateway.clock")
 _model = fw.load("gateway.model")
 Controller = fw.load("gateway.control").Controller
+Planner = fw.load("gateway.plan").Planner
+Tariff = fw.load("gateway.tariff").Tariff
+EPOCH_2000 = fw.load("gateway.tariff").EPOCH_2000
+SLOT_S = 900
 Charger, Inverter, Meter = _model.Charger, _model.Inverter, _model.Meter
 Permits, Setpoints = _model.Permits, _model.Setpoints
 TICKS_MAX, TICKS_PERIOD = _clock.TICKS_MAX, _clock.TICKS_PERIOD
@@ -32,7 +43,8 @@ WRAP_AFTER_MS = 1800000  # the firmware tick wraps 30 min into every run
 FIELDS_IN = ("now", "m_valid", "m_t", "m_grid", "c_online", "c_t", "c_plugged", "c_session",
              "c_soc", "c_power", "c_min", "c_maxc", "c_maxd", "c_gridok", "i_online", "i_t",
              "i_pv", "i_batt", "i_bsoc", "i_hasb", "i_gridok", "p_state", "p_export",
-             "p_discharge", "p_charge", "p_island", "p_limit")
+             "p_discharge", "p_charge", "p_island", "p_limit", "now_s", "tod_s", "dep_at_s",
+             "dep_soc", "ph_w1", "ph_w2", "ph_w3", "ph_ma1", "ph_ma2", "ph_ma3", "v_mv")
 FIELDS_OUT = ("ev_w", "ev_session", "batt_w", "export_limit_w", "reason", "writes", "starts")
 DRIVER = os.path.join(paths.ROOT, "tools", "mpycore", "driver.py")
 
@@ -52,13 +64,56 @@ def gateway_config(scen, overrides=None):
         "charge_target_w": int(scen.grid_target_w),
         "ramp_up_w_s": int(scen.charger_ramp_w_per_s),  # matched to the charger
     }
+    if scen.fuse_a is not None:
+        cfg["fuse_a"] = int(scen.fuse_a)
+    cfg.update((scen.gateway_config.get("control") or {}))
     cfg.update(overrides or {})
     return cfg
 
 
-def inputs(plant, permits, now, hb_present):
+def plan_setup(scen):
+    """({"plan": section, "tariff": schedule or None}) for a scenario, or None: no plan."""
+    plan = dict(scen.gateway_config.get("plan") or {})
+    if not (scen.has_prices or scen.departure_soc_pct is not None or plan):
+        return None
+    plan.setdefault("ev_capacity_wh", int(scen.ev_capacity_wh))
+    plan.setdefault("efficiency_pct", int(scen.charger_efficiency_pct))
+    plan.setdefault("plan_w", int(min(scen.ev_max_charge_w, 100000) * 0.8))
+    if scen.home_battery:
+        plan.setdefault("batt_capacity_wh", int(scen.home_battery["capacity_wh"]))
+    return {"plan": plan, "tariff": tariff_json(scen)}
+
+
+def tariff_json(scen):
+    """The scenario's price columns as the firmware's schedule object (or None)."""
+    if not scen.has_prices:
+        return None
+    from gwhost import metrics as mx
+
+    n = min(192, int(-(-scen.duration_s // SLOT_S)))
+    imp, exp = [], []
+    for k in range(n):
+        pi, pe = mx.price_at(scen, k * SLOT_S)
+        imp.append(round(pi * 1000))
+        exp.append(round(pe * 1000))
+    return {"start": EPOCH_2000, "interval_min": SLOT_S // 60, "import": imp, "export": exp}
+
+
+def departure_at(scen, t_s):
+    """(absolute s, target %) of the next departure after t_s, or (-1, 0)."""
+    for _, end in scen.departures():
+        if end > t_s:
+            return int(end), int(scen.departure_soc_pct)
+    return -1, 0
+
+
+def inputs(plant, permits, now, hb_present, scen=None):
     """The step record (FIELDS_IN order) from the plant, all ints."""
     up = 1 if plant.grid_up_now else 0
+    t_s = plant.t_ms // 1000
+    dep, dsoc = departure_at(scen, t_s) if scen is not None else (-1, 0)
+    ph = plant.meter_ph_w
+    v = plant.volt
     return (now, 1 if plant.meter_valid else 0, now, round(plant.meter_grid_w),
             1, now, 1 if plant.ev_plugged else 0, 1 if plant.ev_session_open else 0,
             plant.ev_soc_reported, round(plant.ev_reported_w), round(plant.min_w),
@@ -66,7 +121,27 @@ def inputs(plant, permits, now, hb_present):
             1, now, round(plant.pv_w - plant.curtailed_w), round(plant.batt_w),
             int(plant.batt_soc_pct), hb_present, up,
             permits.state, int(permits.export), int(permits.discharge), int(permits.charge),
-            int(permits.island), int(permits.limit_w))
+            int(permits.island), int(permits.limit_w), t_s, t_s % 86400, dep, dsoc,
+            round(ph[0]), round(ph[1]), round(ph[2]), round(abs(ph[0]) / v * 1000),
+            round(abs(ph[1]) / v * 1000), round(abs(ph[2]) / v * 1000), round(v * 1000))
+
+
+def make_planner(cfg):
+    """The firmware Planner for a core config {"control", "plan", "tariff"}, or None.
+    (tools/mpycore/driver.py does the same on the unix port.)"""
+    if cfg.get("plan") is None:
+        return None
+    t = Tariff()
+    if cfg.get("tariff"):
+        t.load(cfg["tariff"])
+    return Planner(cfg["plan"], t)
+
+
+def plan_tick(pl, f, ctl, m, ch, inv):
+    """Once per simulated second: the departure, then Planner.update (as the driver)."""
+    if f[29] != pl.dep_at_s:
+        pl.set_departure(f[29], f[30])
+    pl.update(f[27], f[28], ctl, m, ch, inv)
 
 
 def checksum(crc, r):
@@ -87,7 +162,9 @@ class CpyCore:
 
     def __init__(self, cfg, record=True):
         self.cfg = cfg
-        self.c = Controller(cfg)
+        self.c = Controller(cfg["control"])
+        self.pl = make_planner(cfg)
+        self.t_s = None
         self.m, self.ch, self.inv = Meter(), Charger(), Inverter()
         self.pm, self.out = Permits(), Setpoints()
         self.times_ns = []
@@ -104,6 +181,11 @@ class CpyCore:
         inv.batt_soc_pct, inv.has_battery, inv.grid_ok = f[18], f[19] == 1, f[20] == 1
         pm.state, pm.export, pm.discharge = f[21], f[22] == 1, f[23] == 1
         pm.charge, pm.island, pm.limit_w = f[24] == 1, f[25] == 1, f[26]
+        m.ph_w[0], m.ph_w[1], m.ph_w[2] = f[31], f[32], f[33]
+        m.ph_ma[0], m.ph_ma[1], m.ph_ma[2], m.v_mv = f[34], f[35], f[36], f[37]
+        if self.pl is not None and f[27] != self.t_s:
+            self.t_s = f[27]
+            plan_tick(self.pl, f, self.c, m, ch, inv)
         t0 = time.perf_counter_ns()
         self.c.step(f[0], m, ch, inv, pm, out)
         self.times_ns.append(time.perf_counter_ns() - t0)
@@ -194,7 +276,11 @@ class Gateway:
         self.core = None
 
     def reset(self, plant, scen):
-        cfg = gateway_config(scen, self.overrides)
+        cfg = {"control": gateway_config(scen, self.overrides)}
+        ps = plan_setup(scen)
+        if ps:
+            cfg.update(ps)
+        self.scen = scen
         self.core = MpyCore(cfg) if self.runtime == "micropython" else \
             CpyCore(cfg, record=self.record)
         self.start_ms = plant.t_ms
@@ -206,7 +292,8 @@ class Gateway:
         self.last = None
 
     def control(self, t_ms, plant, permits):
-        r = self.core.step(inputs(plant, permits, tick(t_ms, self.start_ms), self.hb))
+        r = self.core.step(inputs(plant, permits, tick(t_ms, self.start_ms), self.hb,
+                                  self.scen))
         self.last = r
         ev_w, sess, batt_w, exp_lim, _reason, writes, _starts = r
         if sess and not self.session:

@@ -50,6 +50,8 @@ def run(scen, ctl, start_s=0.0, duration_s=None, label="", plant_kw=None, safety
     t0_ms = plant.t_ms
     end_ms = t0_ms + round(duration_s * 1000)
     starts_per_window = [0] * len(scen.plugged)
+    fuse = scen.fuse_a
+    cmd_run = cmd_run_max = 0
     prog = Progress(label, end_ms - t0_ms)
     wall = time.perf_counter()
     try:
@@ -60,6 +62,9 @@ def run(scen, ctl, start_s=0.0, duration_s=None, label="", plant_kw=None, safety
             plant.set_interlock(safety.interlock)
             n0 = plant.ev_starts
             ctl.control(t, plant, permits)
+            if fuse is not None:  # the decision: does the new setpoint clear the overload?
+                cmd_run = cmd_run + 1 if _cmd_overload(plant, fuse) else 0
+                cmd_run_max = max(cmd_run_max, cmd_run)
             if plant.ev_starts != n0 and plant._win >= 0:
                 starts_per_window[plant._win] += plant.ev_starts - n0
             plant.step(STEP_MS)
@@ -75,6 +80,33 @@ def run(scen, ctl, start_s=0.0, duration_s=None, label="", plant_kw=None, safety
         "charger_starts": plant.ev_starts,
         "charger_starts_per_window": starts_per_window,
         "wall_s": round(time.perf_counter() - wall, 2),
+        "max_phase_import_a": round(plant.max_phase_a, 2),
     }
+    if fuse is not None:
+        counters.update({
+            "fuse_a": fuse,
+            # plant steps (200 ms) with a phase above the fuse, and the longest run of them
+            "fuse_overload_cycles": plant.fuse_overload_steps,
+            "fuse_overload_run_max_cycles": plant.fuse_overload_run_max,
+            # control cycles in a row whose decision left a metered overload in place (the
+            # metered phase current plus the commanded change of the car still above it)
+            "fuse_unyielded_run_max_cycles": cmd_run_max,
+        })
+    counters.update(mx.departure_metrics(scen, plant.departures))
     counters.update(extra or {})
-    return acc.rows, mx.metrics(acc.rows, counters)
+    m = mx.metrics(acc.rows, counters)
+    m["energy_cost_eur"] = mx.energy_cost_eur(acc.rows, scen)
+    return acc.rows, m
+
+
+def _cmd_overload(plant, fuse_a):
+    """A phase still above the fuse after this cycle's decision, judged on what the
+    controller could see: the metered window plus the car's commanded change (balanced)."""
+    if not plant.meter_valid:
+        return False
+    cmd = plant.ev_cmd_w if plant._sess else 0.0
+    d = (cmd - plant.ev_reported_w) / 3.0
+    for k in range(3):
+        if abs(plant.meter_ph_w[k] + d) / plant.volt > fuse_a + 1e-6:
+            return True
+    return False

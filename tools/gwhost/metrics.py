@@ -140,3 +140,41 @@ def read_trace(path):
             raise ValueError(f"{path}: header {head} is not {HEADER}")
         return [(int(r[0]), *(float(x) for x in r[1:6]), int(r[6]), int(r[7]),
                  *(float(x) for x in r[8:])) for r in rd]
+
+
+def price_at(scen, t_s):
+    """(import, export) EUR/kWh in force at t_s (zero-order hold of the CSV columns)."""
+    import bisect
+
+    i = max(0, bisect.bisect_right(scen.t_s, t_s) - 1)
+    return scen.import_eur_kwh[i], scen.export_eur_kwh[i]
+
+
+def energy_cost_eur(rows, scen):
+    """Sum over 1 s rows of import * import price - export * export price (EUR), or None
+    when the scenario has no prices. Recomputable from a trace and its scenario."""
+    if not scen.has_prices:
+        return None
+    import bisect
+
+    ts, pi, pe = scen.t_s, scen.import_eur_kwh, scen.export_eur_kwh
+    k = 1 / 3600.0 / 1000.0
+    cost = 0.0
+    for r in rows:
+        i = max(0, bisect.bisect_right(ts, r[T]) - 1)
+        g = r[GRID]
+        cost += (g * pi[i] if g > 0 else g * pe[i]) * k
+    return cost
+
+
+def departure_metrics(scen, departures):
+    """departure_soc_pct (per departure), departure_shortfall_pct (worst), and
+    departure_soc_met, against ev.departure_soc_pct; {} when the scenario sets none."""
+    if scen.departure_soc_pct is None:
+        return {}
+    tgt = scen.departure_soc_pct
+    ends = {end for _, end in scen.departures()}
+    socs = [round(s, 2) for t, s in departures if t in ends]
+    short = max([max(0.0, tgt - s) for s in socs], default=0.0)
+    return {"departure_target_pct": tgt, "departure_soc_pct": socs,
+            "departure_shortfall_pct": round(short, 3), "departure_soc_met": short <= 1e-6}

@@ -25,11 +25,19 @@ State after a step (W are averages over that step; + import / + charging):
     switch_island, island_former ("charger" / "battery" / None),
     meter_grid_w / meter_valid / meter_seq / meter_t_ms (the last complete metering window
     at the connection point, `meter_window_ms` long: what the firmware sees),
-    ev_reported_w (the charger's own power reading), ev_writes, ev_starts.
+    ev_reported_w (the charger's own power reading), ev_writes, ev_starts,
+    phase_a (signed current per phase L1..L3 over the step, + import),
+    meter_ph_w (per-phase power of the last metering window), ev_cmd_w (last written
+    setpoint), departures ([(t_s, soc_pct)] at the end of each plugged window).
 Energy accumulators (Wh, full step resolution): grid_import_wh, grid_export_wh, pv_wh
 (produced), load_wh (demand), ev_charge_wh, ev_discharge_wh, ev_to_grid_wh,
 island_export_wh, unserved_wh, backup_unserved_wh, curtailed_wh, batt_charge_wh,
-batt_discharge_wh.
+batt_discharge_wh. Fuse (per step): max_phase_a (largest |current| on any phase),
+fuse_overload_steps (steps with a phase above grid.fuse_a), fuse_overload_run_max (longest
+run of such steps).
+
+Phases: the house load splits over L1..L3 by grid.phase_split_pct; the car (a three-phase
+DC charger), PV and the home battery are balanced. I = P / voltage_v per phase.
 
 Physics, in the order applied each step:
 - PV and load are zero-order holds of the scenario series.
@@ -110,6 +118,18 @@ class Plant:
         self.meter_seq = 0
         self.meter_t_ms = self.t_ms
         self.ev_reported_w = 0.0
+        self.ev_cmd_w = 0.0
+        self.departures = []
+        self.split = scen.phase_split
+        self.volt = float(scen.voltage_v)
+        self.fuse_a = scen.fuse_a
+        self.phase_a = [0.0, 0.0, 0.0]
+        self.meter_ph_w = [0.0, 0.0, 0.0]
+        self._win_ph = [0.0, 0.0, 0.0]
+        self.max_phase_a = 0.0
+        self.fuse_overload_steps = 0
+        self.fuse_overload_run_max = 0
+        self._fuse_run = 0
         self._win_e = self._win_t = 0.0
         self._win_down = False
         for k in ("grid_import_wh", "grid_export_wh", "pv_wh", "load_wh", "ev_charge_wh",
@@ -121,6 +141,7 @@ class Plant:
     # -- commands -------------------------------------------------------------------------
     def set_ev_setpoint(self, w):
         self.ev_writes += 1
+        self.ev_cmd_w = float(w)
         if self.ideal:
             self.ev_setpoint_w = float(w)
         else:
@@ -202,6 +223,7 @@ class Plant:
             return
         if self._win >= 0:  # departs
             self._left_soc = self.ev_soc_pct
+            self.departures.append((t, self.ev_soc_pct))
             self._sess = 0
             self._p = 0.0
         if win >= 0:  # arrives
@@ -361,12 +383,33 @@ class Plant:
             else:
                 self.island_export_wh += (pv + max(0.0, -ev) + max(0.0, -bt)) * k
         self.ev_reported_w = ev * self.ev_power_gain
+        # phases: the house load by the split, the rest balanced; the fuse sees |I|
+        bal = (ev + bt - pv) / 3.0
+        over = False
+        wph = self._win_ph
+        for k in range(3):
+            pk = (load - unserved) * self.split[k] + bal if up else 0.0
+            self.phase_a[k] = pk / self.volt
+            wph[k] += pk * dt
+            a = abs(self.phase_a[k])
+            self.max_phase_a = max(self.max_phase_a, a)
+            if self.fuse_a is not None and a > self.fuse_a:
+                over = True
+        if over:
+            self.fuse_overload_steps += 1
+            self._fuse_run += 1
+            self.fuse_overload_run_max = max(self.fuse_overload_run_max, self._fuse_run)
+        else:
+            self._fuse_run = 0
         # metering window at the connection point
         self._win_e += grid * dt
         self._win_t += dt
         self._win_down = self._win_down or not up
         if self._win_t >= self.meter_window_ms:
             self.meter_grid_w = self._win_e / self._win_t
+            for k in range(3):
+                self.meter_ph_w[k] = wph[k] / self._win_t
+                wph[k] = 0.0
             self.meter_valid = not self._win_down
             self.meter_seq += 1
             self.meter_t_ms = self.t_ms + int(dt)

@@ -1,8 +1,9 @@
 """`bench-day --plot FILE.png`: what happened, one panel per controller (matplotlib Agg).
 
 Each panel: PV produced, house load, car power (+ charging, - discharging) and grid power
-(+ import) in kW over the hours of the run, 30 s means; car SoC in % on the right axis;
-grid outages shaded (red: switch at grid, orange: islanded).
+(+ import) in kW over the hours of the run, 30 s means; car SoC in % on the right axis
+(with prices in the scenario also the import price in ct/kWh on that axis); grid outages
+shaded (red: switch at grid, orange: islanded).
 """
 
 import matplotlib as mpl
@@ -73,7 +74,10 @@ def plot_day(path, scen, runs):
         ax2 = ax.twinx()
         ax2.plot(hours, _binned(rows, lambda r: r[mx.SOC]), color="#9467bd", lw=1.2, ls="--",
                  label="car SoC")
-        ax2.set_ylabel("car SoC (%)")
+        if scen.has_prices:
+            ax2.step(hours, [100 * mx.price_at(scen, h * 3600)[0] for h in hours],
+                     color="#17becf", lw=1.0, where="mid", label="import price (ct/kWh)")
+        ax2.set_ylabel("car SoC (%)" + (" / ct per kWh" if scen.has_prices else ""))
         ax2.set_ylim(0, 100)
         h1, l1 = ax.get_legend_handles_labels()
         h2, l2 = ax2.get_legend_handles_labels()

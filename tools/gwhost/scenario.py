@@ -1,7 +1,19 @@
 """Scenario files, format 1 (../shared/bench-contract.md): a JSON file and a CSV beside it.
 
 `load(path)` returns a `Scenario` with checked fields and the series as three lists
-(t_s, pv_w, load_w; zero-order hold). A missing required key or a bad value raises
+(t_s, pv_w, load_w; zero-order hold), plus `import_eur_kwh` / `export_eur_kwh` lists when
+the CSV has those columns (else None: no prices).
+
+Optional keys this project adds (issue 9; absent = the old behaviour):
+- `ev.departure_soc_pct`: the SoC the car must have when it leaves, i.e. at the end of
+  every plugged window that ends before the scenario does (a window that runs to the
+  end is not a departure).
+- `grid.fuse_a`: the main fuse, A per phase (import and export current); `grid.voltage_v`
+  (default 230); `grid.phase_split_pct`: how the house load splits over L1..L3 (three
+  numbers summing to 100, default [34, 33, 33]). Car, PV and battery are balanced.
+- `gateway_config`: sections of the gateway's config for this scenario (e.g. "plan").
+
+A missing required key or a bad value raises
 `ScenarioError` whose message names the key (e.g. "ev.capacity_wh: missing"); the
 commands turn it into exit status 2. Unknown keys are ignored.
 """
@@ -61,6 +73,8 @@ class Scenario:
         if self.ev_soc_reserve_pct > self.ev_soc_max_pct:
             raise ScenarioError("ev.soc_reserve_pct: above ev.soc_max_pct")
         self.plugged = self._plugged(_get(ev, "plugged", "ev.", list))
+        self.departure_soc_pct = _get(ev, "departure_soc_pct", "ev.", lo=0, hi=100,
+                                      required=False)
         ch = _get(raw, "charger", "", dict)
         self.charger_min_w = _get(ch, "min_w", "charger.", lo=0)
         self.charger_response_s = _get(ch, "response_s", "charger.", lo=0, hi=60)
@@ -84,10 +98,39 @@ class Scenario:
         grid = _get(raw, "grid", "", dict)
         self.grid_target_w = _get(grid, "target_w", "grid.", lo=-10000, hi=10000)
         self.events = self._events(_get(grid, "events", "grid.", list))
+        self.fuse_a = _get(grid, "fuse_a", "grid.", lo=1, hi=1000, required=False)
+        self.voltage_v = _get(grid, "voltage_v", "grid.", lo=100, hi=400, required=False,
+                              default=230)
+        split = _get(grid, "phase_split_pct", "grid.", list, required=False,
+                     default=[34, 33, 33])
+        if len(split) != 3 or any(isinstance(x, bool) or not isinstance(x, (int, float))
+                                  or x < 0 for x in split) or abs(sum(split) - 100) > 0.5:
+            raise ScenarioError("grid.phase_split_pct: expected three numbers >= 0 summing"
+                                " to 100")
+        self.phase_split = [x / 100.0 for x in split]
+        gc = raw.get("gateway_config", {}) if isinstance(raw, dict) else {}
+        if not isinstance(gc, dict):
+            raise ScenarioError("gateway_config: expected an object")
+        self.gateway_config = gc
+        self.import_eur_kwh = self.export_eur_kwh = None
         if series is None:
             self.t_s, self.pv_w, self.load_w = self._series(name)
-        else:  # (t_s, pv_w, load_w) lists: synthetic scenarios for tests
-            self.t_s, self.pv_w, self.load_w = (list(map(float, c)) for c in series)
+        else:  # (t_s, pv_w, load_w[, import, export]) lists: synthetic scenarios for tests
+            series = list(series)
+            self.t_s, self.pv_w, self.load_w = (list(map(float, c)) for c in series[:3])
+            if len(series) == 5:
+                self.import_eur_kwh, self.export_eur_kwh = (list(map(float, c))
+                                                            for c in series[3:])
+
+    @property
+    def has_prices(self):
+        return self.import_eur_kwh is not None
+
+    def departures(self):
+        """[(window index, end_s)] of the windows that end before the scenario does."""
+        if self.departure_soc_pct is None:
+            return []
+        return [(i, w[1]) for i, w in enumerate(self.plugged) if w[1] < self.duration_s]
 
     def _plugged(self, windows):
         out = []
@@ -135,6 +178,13 @@ class Scenario:
                 if col not in head:
                     raise ScenarioError(f"series: column {col} missing in {series}")
             it, ip, il = head.index("t_s"), head.index("pv_w"), head.index("load_w")
+            has_i, has_e = "import_eur_kwh" in head, "export_eur_kwh" in head
+            if has_i != has_e:
+                raise ScenarioError(f"series: {series} needs both import_eur_kwh and"
+                                    " export_eur_kwh, or neither")
+            if has_i:
+                ii, ie = head.index("import_eur_kwh"), head.index("export_eur_kwh")
+                self.import_eur_kwh, self.export_eur_kwh = imp, exp = [], []
             for n, row in enumerate(rd, 2):
                 if not row:
                     continue
@@ -142,6 +192,17 @@ class Scenario:
                     t, p, l = float(row[it]), float(row[ip]), float(row[il])
                 except (ValueError, IndexError):
                     raise ScenarioError(f"series: {series} line {n}: not a number") from None
+                if has_i:
+                    try:
+                        pi, pe = float(row[ii]), float(row[ie])
+                    except (ValueError, IndexError):
+                        raise ScenarioError(f"series: {series} line {n}: import_eur_kwh /"
+                                            " export_eur_kwh not a number") from None
+                    if not (math.isfinite(pi) and math.isfinite(pe) and -10 <= pe <= pi <= 10):
+                        raise ScenarioError(f"series: {series} line {n}: prices must satisfy"
+                                            " -10 <= export_eur_kwh <= import_eur_kwh <= 10")
+                    imp.append(pi)
+                    exp.append(pe)
                 if not (math.isfinite(p) and math.isfinite(l)) or p < 0 or l < 0:
                     raise ScenarioError(f"series: {series} line {n}: pv_w and load_w must be >= 0")
                 if ts and t <= ts[-1]:

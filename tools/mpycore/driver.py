@@ -1,11 +1,14 @@
 # The control core on the MicroPython unix port, driven over a pipe by the benchmark
-# (tools/gwhost/gwcore.py). Line 1: the control config as JSON. Then one line of integers
+# (tools/gwhost/gwcore.py). Line 1: {"control": {...}, "plan": {...} or absent,
+# "tariff": {...} or absent} as JSON (the Planner runs once per simulated second, as in
+# gwcore.plan_tick). Then one line of integers
 # per step (gwcore.FIELDS_IN order).
 # Lockstep mode (no argument): each step is answered at once with one line of integers
 # (gwcore.FIELDS_OUT); "Q" ends the run. Replay mode (argument "replay"): no answers, the
 # steps come from a recorded run until end of input.
 # Both end with "S <median step us x100> <steps> <checksum of all answers>" (the checksum
 # is gwcore.checksum). Only Controller.step is timed (time.ticks_us), not the parsing.
+import gc
 import json
 import sys
 import time
@@ -13,6 +16,8 @@ from array import array
 
 from gateway.control import Controller
 from gateway.model import Charger, Inverter, Meter, Permits, Setpoints
+from gateway.plan import Planner
+from gateway.tariff import Tariff
 
 _HIST = 4096  # step-time histogram, 1 us bins
 
@@ -29,9 +34,19 @@ def median_x100(hist, n):
 
 def main():
     replay = len(sys.argv) > 1 and sys.argv[1] == "replay"
-    c = Controller(json.loads(sys.stdin.readline()))
+    hist = array("I", bytes(4 * _HIST))  # first: 16 KB in one piece, before fragmentation
+    cfg = json.loads(sys.stdin.readline())
+    c = Controller(cfg["control"])
+    pl = None
+    if cfg.get("plan") is not None:
+        t = Tariff()
+        if cfg.get("tariff"):
+            t.load(cfg["tariff"])
+        pl = Planner(cfg["plan"], t)
+    t_s = None
+    cfg = None
+    gc.collect()
     m, ch, inv, pm, out = Meter(), Charger(), Inverter(), Permits(), Setpoints()
-    hist = array("I", bytes(4 * _HIST))
     n = 0
     crc = 0
     rd = sys.stdin.readline
@@ -51,6 +66,13 @@ def main():
         inv.batt_soc_pct, inv.has_battery, inv.grid_ok = f[18], f[19] == 1, f[20] == 1
         pm.state, pm.export, pm.discharge = f[21], f[22] == 1, f[23] == 1
         pm.charge, pm.island, pm.limit_w = f[24] == 1, f[25] == 1, f[26]
+        m.ph_w[0], m.ph_w[1], m.ph_w[2] = f[31], f[32], f[33]
+        m.ph_ma[0], m.ph_ma[1], m.ph_ma[2], m.v_mv = f[34], f[35], f[36], f[37]
+        if pl is not None and f[27] != t_s:
+            t_s = f[27]
+            if f[29] != pl.dep_at_s:
+                pl.set_departure(f[29], f[30])
+            pl.update(f[27], f[28], c, m, ch, inv)
         t0 = time.ticks_us()
         c.step(f[0], m, ch, inv, pm, out)
         dt = time.ticks_diff(time.ticks_us(), t0)

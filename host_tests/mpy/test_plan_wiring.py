@@ -1,0 +1,99 @@
+# The plan in the running services: the retained tariff topic (a bad schedule is
+# rejected whole and logged, the old one kept; an empty payload clears it), the plan
+# object in the state JSON, the departure command through the whitelist, the console's
+# plan line.
+import json
+import unittest
+
+from gateway import commands, plan, telemetry
+from gateway.tariff import EPOCH_2000, Tariff
+from test_telemetry import SCHEMAS, Client, make_ctx
+
+DAY = EPOCH_2000 + 9000 * 86400
+SCHED = json.dumps({"start": DAY, "interval_min": 60, "import": [250] * 24,
+                    "export": [90] * 24})
+
+
+def ctx_with_plan():
+    c = make_ctx()
+    c.tariff = Tariff()
+    c.planner = plan.Planner({"ev_capacity_wh": 60000}, c.tariff)
+    c.control = Ctl()
+    return c
+
+
+class Ctl:
+    """What the planner reads from and writes to the controller."""
+
+    reserve_pct = 30
+    batt_min_pct = 10
+    soc_max_pct = 90
+
+
+class Con:
+    def __init__(self, ctx):
+        self.ctx = ctx
+
+
+class TariffTopic(unittest.TestCase):
+    def test_retained_schedule_loads_and_bad_one_is_rejected_whole(self):
+        c = ctx_with_plan()
+        t = telemetry.Telemetry(c, "gwA", client=Client())
+        self.assertIn(("energygw/gwA/tariff", 1), t.client.subs)
+        t.on_message("energygw/gwA/tariff", SCHED.encode(), True)
+        self.assertEqual(c.tariff.n, 24)
+        bad = SCHED.replace('"import": [250', '"import": [0.25')
+        t.on_message("energygw/gwA/tariff", bad.encode(), True)
+        self.assertEqual(c.tariff.n, 24)
+        self.assertEqual(c.tariff.imp[0], 250)
+        self.assertIn("tariff.import[0]: expected an integer", c.tariff.error)
+        self.assertIn("tariff rejected", next(e[2] for e in c.log.entries(1)))
+        t.on_message("energygw/gwA/tariff", b"", True)
+        self.assertEqual(c.tariff.n, 0)
+
+    def test_state_has_the_plan(self):
+        c = ctx_with_plan()
+        c.charger.online = c.charger.plugged = True
+        c.charger.soc_pct = 60
+        c.tariff.load_json(SCHED)
+        c.planner.update(DAY - EPOCH_2000 + 60, 60, c.control, c.meter, c.charger, c.inverter)
+        t = telemetry.Telemetry(c, "gwA", client=Client())
+        t.tick(c.clock.now_ms())
+        s = json.loads(t.client.posted[-1][1])
+        p = s["plan"]
+        self.assertEqual(p["price"], 250)
+        self.assertEqual(p["slots"], 24)
+        self.assertTrue(p["backup_min"] > 0)
+        for k in ("force_w", "floor_pct", "v2h", "need_wh", "thru_wh", "dep_in_s",
+                  "tariff_err"):
+            self.assertIn(k, p)
+        from gateway import consolecmd
+
+        lines = consolecmd.run(Con(c), ["status"])
+        self.assertIn("backup", lines[-1])
+        self.assertIn("price 250 mEUR/kWh", lines[-1])
+
+
+class DepartureCommand(unittest.TestCase):
+    def test_departure_is_validated(self):
+        c = make_ctx()
+        schemas = dict(SCHEMAS, plan=plan.SCHEMA)
+        got = []
+        data = {"plan": {"departure_min": -1, "departure_soc_pct": 0}}
+        cmd = commands.Commands(commands.SCHEMA and {"rate_burst": 5, "rate_interval_ms": 100},
+                                schemas, data, got.extend)
+        ok, reply = cmd.handle(b'{"departure_min": 450, "departure_soc_pct": 80}', 0)
+        self.assertTrue(ok, reply)
+        self.assertEqual(sorted(got), [("plan", "departure_min", 450),
+                                       ("plan", "departure_soc_pct", 80)])
+        ok, reply = cmd.handle(b'{"departure_min": 1440}', 1000)
+        self.assertFalse(ok)
+        self.assertIn("departure_min: 1440 is above the maximum 1439", reply)
+        ok, reply = cmd.handle(b'{"grid_charge": "yes"}', 2000)
+        self.assertFalse(ok)
+        self.assertIn("grid_charge: expected true or false", reply)
+        self.assertTrue(c is not None)
+
+
+if __name__ == "__main__":
+    unittest.main()
