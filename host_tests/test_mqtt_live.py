@@ -43,7 +43,7 @@ def _discovery(b):
 def test_discovery_configs_are_retained_and_valid(live):
     b, _node, obs = live
     msgs = _discovery(b)
-    assert len(msgs) == 32, [m[1] for m in msgs]
+    assert len(msgs) == 36, [m[1] for m in msgs]  # 32 + the planner's 4 sensors
     state = _state(obs)
     for _, topic, payload, retained in msgs:
         assert retained, topic
@@ -229,3 +229,32 @@ def test_tls_with_the_broker_certificate_checked(tmp_path):
         with Node(b, bad, node_id="node4") as node:
             s = node.wait_stats(lambda s: s["attempts"] >= 2, 15)
             assert not s["connected"] and s["connects"] == 0
+
+
+def test_a_whole_day_tariff_arrives_retained_and_a_bad_one_is_rejected(live):
+    """192 quarter-hours (two days ahead: ~2 KB, the largest message the gateway takes)."""
+    _b, _node, obs = live
+    start = int(time.time()) // 900 * 900
+    imp = [180 + (i * 37) % 200 for i in range(192)]
+    exp = [60 + (i * 11) % 50 for i in range(192)]
+    good = json.dumps({"start": start, "interval_min": 15, "import": imp, "export": exp})
+    assert len(good) > 1800
+    t = time.monotonic()
+    obs.publish(ROOT + "/tariff", good, retain=True)
+    deadline = time.monotonic() + 10
+    while True:
+        plan = _state(obs, t).get("plan") or {}
+        if plan.get("slots") == 192 or time.monotonic() > deadline:
+            break
+    assert plan.get("slots") == 192 and not plan.get("tariff_err"), plan
+    bad = good.replace('"interval_min": 15', '"interval_min": 7')
+    t = time.monotonic()
+    obs.publish(ROOT + "/tariff", bad, retain=True)
+    deadline = time.monotonic() + 10
+    while True:
+        plan = _state(obs, t).get("plan") or {}
+        if plan.get("tariff_err") or time.monotonic() > deadline:
+            break
+    assert "interval_min" in plan.get("tariff_err", ""), plan
+    assert plan["slots"] == 192  # the old schedule is kept whole
+    obs.publish(ROOT + "/tariff", "", retain=True)  # clear it for the other tests

@@ -13,7 +13,7 @@ import json
 import sys
 
 import asyncio
-from gateway import commands, config, mqtt, telemetry
+from gateway import commands, config, mqtt, plan, tariff, telemetry
 from gateway.clock import Clock, ticks_diff
 from gateway.console import Console
 from gateway.log import Log
@@ -32,7 +32,8 @@ def build(folder):
     ctx.clock = Clock()
     ctx.log = Log(32, ctx.clock, lambda lv, m: print(lv, m, file=sys.stderr))
     schemas = {"mqtt": mqtt.SCHEMA, "telemetry": telemetry.SCHEMA, "commands": commands.SCHEMA,
-               "control": CONTROL, "safety": SAFETY}
+               "control": CONTROL, "safety": SAFETY, "plan": plan.SCHEMA,
+               "tariff": tariff.SCHEMA}
     ctx.config = config.Config(schemas, folder + "/config.json", folder + "/secrets.json",
                                ctx.log)
     ctx.config.load()
@@ -40,6 +41,8 @@ def build(folder):
     ctx.permits, ctx.setpoints, ctx.counters = Permits(), Setpoints(), Counters()
     ctx.lag = telemetry.LoopLag(ctx.clock, 20)
     ctx.stops = 0
+    ctx.tariff = tariff.Tariff()  # the retained price topic lands here (state: "plan")
+    ctx.planner = plan.Planner(ctx.config.data["plan"], ctx.tariff)
 
     def stop_now():
         ctx.stops += 1
