@@ -49,6 +49,9 @@ class Departure(unittest.TestCase):
         self.assertEqual(b.at(0).force_w, 0)
         self.assertEqual(b.at(2 * H).force_w, 0, "the earlier of three equal hours is spare")
         self.assertEqual(b.at(3 * H).force_w, 6000)
+        # handed over 2 s into the slot: a load on a timer at the boundary is seen first
+        self.assertEqual(b.r.c.plan_force_w, 0)
+        b.at(3 * H + 2)
         self.assertEqual(b.r.c.plan_force_w, 6000)
         # surplus charged meanwhile: the grid part shrinks (surplus first)
         self.assertEqual(b.at(4 * H, soc=65).force_w, 3000)

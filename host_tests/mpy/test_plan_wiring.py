@@ -2,6 +2,10 @@
 # rejected whole and logged, the old one kept; an empty payload clears it), the plan
 # object in the state JSON, the departure command through the whitelist, the console's
 # plan line.
+# mpytest: heap=512k
+# (telemetry, commands, plan, tariff and the console together: on the unix port their
+# bytecode is compiled into the heap, on the board it is frozen in flash; 110k left 2 KB)
+import gc
 import json
 import unittest
 
@@ -67,6 +71,8 @@ class TariffTopic(unittest.TestCase):
         for k in ("force_w", "floor_pct", "v2h", "need_wh", "thru_wh", "dep_in_s",
                   "tariff_err"):
             self.assertIn(k, p)
+        del t, s, p
+        gc.collect()  # consolecmd compiles from source here (frozen on the board)
         from gateway import consolecmd
 
         lines = consolecmd.run(Con(c), ["status"])

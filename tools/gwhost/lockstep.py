@@ -88,6 +88,10 @@ def run(scen, ctl, start_s=0.0, duration_s=None, label="", plant_kw=None, safety
             # plant steps (200 ms) with a phase above the fuse, and the longest run of them
             "fuse_overload_cycles": plant.fuse_overload_steps,
             "fuse_overload_run_max_cycles": plant.fuse_overload_run_max,
+            # of those, the cycles in which the car was charging (the rest: the house alone
+            # was over, and the car turning to discharge takes the charger's response time)
+            "fuse_charging_cycles": plant.fuse_charging_steps,
+            "fuse_charging_run_max_cycles": plant.fuse_charging_run_max,
             # control cycles in a row whose decision left a metered overload in place (the
             # metered phase current plus the commanded change of the car still above it)
             "fuse_unyielded_run_max_cycles": cmd_run_max,

@@ -33,7 +33,8 @@ Energy accumulators (Wh, full step resolution): grid_import_wh, grid_export_wh, 
 (produced), load_wh (demand), ev_charge_wh, ev_discharge_wh, ev_to_grid_wh,
 island_export_wh, unserved_wh, backup_unserved_wh, curtailed_wh, batt_charge_wh,
 batt_discharge_wh. Fuse (per step): max_phase_a (largest |current| on any phase),
-fuse_overload_steps (steps with a phase above grid.fuse_a), fuse_overload_run_max (longest
+fuse_overload_steps (steps with a phase above grid.fuse_a; fuse_charging_steps and
+fuse_charging_run_max: those in which the car was charging), fuse_overload_run_max (longest
 run of such steps).
 
 Phases: the house load splits over L1..L3 by grid.phase_split_pct; the car (a three-phase
@@ -130,6 +131,9 @@ class Plant:
         self.fuse_overload_steps = 0
         self.fuse_overload_run_max = 0
         self._fuse_run = 0
+        self.fuse_charging_steps = 0  # of those, steps in which the car was charging
+        self.fuse_charging_run_max = 0
+        self._fuse_crun = 0
         self._win_e = self._win_t = 0.0
         self._win_down = False
         for k in ("grid_import_wh", "grid_export_wh", "pv_wh", "load_wh", "ev_charge_wh",
@@ -401,6 +405,12 @@ class Plant:
             self.fuse_overload_run_max = max(self.fuse_overload_run_max, self._fuse_run)
         else:
             self._fuse_run = 0
+        if over and ev > 0:  # the car draws power while a phase is over: charging's part
+            self.fuse_charging_steps += 1
+            self._fuse_crun += 1
+            self.fuse_charging_run_max = max(self.fuse_charging_run_max, self._fuse_crun)
+        else:
+            self._fuse_crun = 0
         # metering window at the connection point
         self._win_e += grid * dt
         self._win_t += dt
