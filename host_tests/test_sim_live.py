@@ -71,8 +71,9 @@ def test_no_export_while_the_grid_is_down(run):
     # Islanded (switch at ISLAND): the house is isolated, nothing reaches the grid side.
     assert all(r["grid_w"] == 0 for r in _rows(trace, 30.5, 40))
     # Not confirmed (switch at GRID): only the voltage reference sees the loss, so what the
-    # car fed in before the block is bounded by that detection time (<= 0.5 s at <= 1.1 kW).
-    assert m["island_export_wh"] <= 0.15, m
+    # car fed in before the block is bounded by that detection time (live 14-34 ms at
+    # 1.1 kW: ~0.01 Wh; the bound leaves a loaded CI machine 150 ms).
+    assert m["island_export_wh"] <= 0.05, m
 
 
 def test_block_is_fast_and_stops_are_confirmed(run):
@@ -80,11 +81,11 @@ def test_block_is_fast_and_stops_are_confirmed(run):
     # The targets are 20 ms and 150 ms (see the notes for the acceptance runs);
     # a loaded CI machine gets a margin, never a missing block. The contact (island) path
     # blocks from the interrupt; without the contact the voltage reference detects the
-    # loss in its next half-cycle chunk and metering window.
+    # loss in its next half-cycle chunk, which ends the metering window at once.
     island, grid = m["events"]
     assert island["switch"] == "island" and grid["switch"] == "grid"
     assert 0 <= island["block_latency_ms"] <= 60, m["events"]
-    assert 0 <= grid["block_latency_ms"] <= 500, m["events"]
+    assert 0 <= grid["block_latency_ms"] <= 200, m["events"]
     assert 0 <= m["modbus_stop_latency_ms_max"] <= 600, m["events"]
 
 
