@@ -138,4 +138,5 @@ def main():
                       "runtime": sys.implementation.name}))
 
 
-main()
+if __name__ == "__main__":
+    main()

@@ -23,12 +23,29 @@ def _track(m, ch, mean_q4):
     m._off[ch] = (o + 8) >> 4
 
 
+def _period(m, halves):
+    """Mains period (ns) over whole periods between same-direction crossings, else (when
+    `halves`: both polarities measured) from the mean half-cycle; 0 when unknown."""
+    t = 0
+    if m._c0 >= 0 and m._c1 > m._c0:
+        d = m._c1 - m._c0
+        per = (d + m.h_ns) // (2 * m.h_ns)
+        if per > 0:
+            t = (d + (per >> 1)) // per
+    if t == 0 and halves and m._hn:
+        t = (m._hs // m._hn) << 1
+    return t
+
+
 def finish(m, meter, now_ms):
     cfg = m.cfg
     flags = 0
     halves = m.nh[0] + m.nh[1]
     if not m._novolt and not m._flat and (m.nh[0] == 0 or m.nh[1] == 0):
         m.n_dropped += 1  # starved, not a grid event: see AdcMeter.finish
+        t = _period(m, False)  # the planner still learns the half-period it re-locks from
+        if t and 40000 <= fx.mhz_from_period_ns(t) <= 70000:
+            m.h_ns = t >> 1
         return False
     if m._novolt:
         flags |= _f.FLAG_NO_VOLTAGE
@@ -103,15 +120,7 @@ def finish(m, meter, now_ms):
             house += p
             if cf:
                 flags |= _f.FLAG_HOUSE_FAULT
-    # Frequency over whole periods between same-direction crossings, else half-cycles.
-    t = 0
-    if m._c0 >= 0 and m._c1 > m._c0:
-        d = m._c1 - m._c0
-        per = (d + m.h_ns) // (2 * m.h_ns)
-        if per > 0:
-            t = (d + (per >> 1)) // per
-    if t == 0 and m._hn:
-        t = (m._hs // m._hn) << 1
+    t = _period(m, True)
     f = fx.mhz_from_period_ns(t) if t else 0
     if f and (f < 40000 or f > 70000):
         flags |= _f.FLAG_FREQ_RANGE
