@@ -55,8 +55,9 @@ def pty_pair(folder=None, name="rs485"):
     deadline = time.monotonic() + 5
     while not (os.path.exists(a) and os.path.exists(b)):
         if p.poll() is not None or time.monotonic() > deadline:
+            p.kill()
             raise RuntimeError("socat did not create the pseudo-terminals (is socat installed?)")
-        time.sleep(0.01)
+        time.sleep(0.005)
     return a, b, p
 
 

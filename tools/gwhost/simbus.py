@@ -26,23 +26,9 @@ import time
 import tty
 from collections import Counter, deque
 
+from gwhost.procs import pty_pair
 from gwhost.simfaults import crc16
 from gwhost.simstate import PlantState
-
-
-def _pty_pair(folder, name):
-    a = os.path.join(folder, name + "-a")
-    b = os.path.join(folder, name + "-b")
-    p = subprocess.Popen(["socat", "pty,raw,echo=0,link=" + a, "pty,raw,echo=0,link=" + b],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         start_new_session=True)
-    deadline = time.monotonic() + 5
-    while not (os.path.exists(a) and os.path.exists(b)):
-        if p.poll() is not None or time.monotonic() > deadline:
-            p.kill()
-            raise RuntimeError("socat did not create the pseudo-terminals (is socat installed?)")
-        time.sleep(0.005)
-    return a, b, p
 
 
 def _open_raw(path):
@@ -97,8 +83,8 @@ class SimBus:
     # ---- life cycle ------------------------------------------------------------------------
 
     def start(self):
-        self.fw_path, proxy_a, p1 = _pty_pair(self.folder, "fw")
-        proxy_b, dev_path, p2 = _pty_pair(self.folder, "dev")
+        self.fw_path, proxy_a, p1 = pty_pair(self.folder, "fw")
+        proxy_b, dev_path, p2 = pty_pair(self.folder, "dev")
         self._procs = [p1, p2]
         self._dev_path = dev_path
         self._fw_fd = _open_raw(proxy_a)
