@@ -34,3 +34,12 @@ assert os.path.isdir(paths.FIRMWARE)
 def load(name):
     """A firmware module, imported after the path is set (import order cannot break it)."""
     return importlib.import_module(name)
+
+
+def load_tool(name):
+    """A module of tools/mpycore (code shared with the unix-port side of a benchmark);
+    it may import the firmware, which load() has put on the path."""
+    d = os.path.join(paths.ROOT, "tools", "mpycore")
+    if d not in sys.path:
+        sys.path.append(d)
+    return importlib.import_module(name)

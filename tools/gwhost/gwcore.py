@@ -31,8 +31,8 @@ from gwhost import fw, paths
 _clock = fw.load("gateway.clock")
 _model = fw.load("gateway.model")
 Controller = fw.load("gateway.control").Controller
-Planner = fw.load("gateway.plan").Planner
-Tariff = fw.load("gateway.tariff").Tariff
+corelink = fw.load_tool("corelink")  # the step protocol, shared with mpycore/driver.py
+make_planner, checksum = corelink.make_planner, corelink.checksum
 EPOCH_2000 = fw.load("gateway.tariff").EPOCH_2000
 SLOT_S = 900
 Charger, Inverter, Meter = _model.Charger, _model.Inverter, _model.Meter
@@ -126,31 +126,6 @@ def inputs(plant, permits, now, hb_present, scen=None):
             round(abs(ph[1]) / v * 1000), round(abs(ph[2]) / v * 1000), round(v * 1000))
 
 
-def make_planner(cfg):
-    """The firmware Planner for a core config {"control", "plan", "tariff"}, or None.
-    (tools/mpycore/driver.py does the same on the unix port.)"""
-    if cfg.get("plan") is None:
-        return None
-    t = Tariff()
-    if cfg.get("tariff"):
-        t.load(cfg["tariff"])
-    return Planner(cfg["plan"], t)
-
-
-def plan_tick(pl, f, ctl, m, ch, inv):
-    """Once per simulated second: the departure, then Planner.update (as the driver)."""
-    if f[29] != pl.dep_at_s:
-        pl.set_departure(f[29], f[30])
-    pl.update(f[27], f[28], ctl, m, ch, inv)
-
-
-def checksum(crc, r):
-    """Running check over the outputs (FIELDS_OUT order); the driver computes the same."""
-    for x in r:
-        crc = (crc * 31 + x) & 0x1FFFFFFF
-    return crc
-
-
 class CpyCore:
     """Controller.step on CPython, fed the same integer record as the MicroPython one.
 
@@ -173,25 +148,14 @@ class CpyCore:
 
     def step(self, f):
         m, ch, inv, pm, out = self.m, self.ch, self.inv, self.pm, self.out
-        m.valid, m.t_ms, m.grid_w = f[1] == 1, f[2], f[3]
-        ch.online, ch.t_ms, ch.plugged, ch.session = f[4] == 1, f[5], f[6] == 1, f[7] == 1
-        ch.soc_pct, ch.power_w, ch.min_w, ch.max_charge_w = f[8], f[9], f[10], f[11]
-        ch.max_discharge_w, ch.grid_ok = f[12], f[13] == 1
-        inv.online, inv.t_ms, inv.pv_w, inv.batt_w = f[14] == 1, f[15], f[16], f[17]
-        inv.batt_soc_pct, inv.has_battery, inv.grid_ok = f[18], f[19] == 1, f[20] == 1
-        pm.state, pm.export, pm.discharge = f[21], f[22] == 1, f[23] == 1
-        pm.charge, pm.island, pm.limit_w = f[24] == 1, f[25] == 1, f[26]
-        m.ph_w[0], m.ph_w[1], m.ph_w[2] = f[31], f[32], f[33]
-        m.ph_ma[0], m.ph_ma[1], m.ph_ma[2], m.v_mv = f[34], f[35], f[36], f[37]
+        corelink.load(f, m, ch, inv, pm)
         if self.pl is not None and f[27] != self.t_s:
             self.t_s = f[27]
-            plan_tick(self.pl, f, self.c, m, ch, inv)
+            corelink.plan_tick(self.pl, f, self.c, m, ch, inv)
         t0 = time.perf_counter_ns()
         self.c.step(f[0], m, ch, inv, pm, out)
         self.times_ns.append(time.perf_counter_ns() - t0)
-        c = self.c
-        r = (out.ev_w, int(out.ev_session), out.batt_w, out.export_limit_w, out.reason,
-             c.writes, c.starts)
+        r = corelink.answers(self.c, out)
         if self.rec:
             self.rec.write(" ".join(map(str, f)) + "\n")
             self.crc = checksum(self.crc, r)
