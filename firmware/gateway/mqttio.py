@@ -15,8 +15,8 @@ from gateway import mqttpkt as pkt
 from gateway.clock import ticks_add, ticks_diff
 from micropython import const
 
-_MAX_IN = const(2560)  # larger incoming packets are skipped, never buffered (a 192-slot
-# tariff, the largest message the gateway takes, is ~2.2 KB)
+_MAX_IN = const(3328)  # larger incoming packets are skipped, never buffered: the largest
+# message the gateway takes is a tariff, tariff.MAX_TEXT (3072) + 256 for topic and header
 _Q_RETAIN = const(1)
 
 
