@@ -176,7 +176,6 @@ class Commands:
 
     def _stop_ok(self, now_ms):
         """A stop within its own budget, or one that still changes something, is obeyed."""
-        c = self.cfg
         if self._take(self._stop, now_ms, self._c("stop_burst"), self._c("stop_interval_ms")):
             return True
         ctl = self.data.get("control")

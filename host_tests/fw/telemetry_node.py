@@ -96,7 +96,7 @@ async def stats(ctx, out):
                 "heap_free": gc.mem_free(), "connected": cl.connected, "connects": cl.connects,
                 "attempts": cl.attempts, "drops": cl.drops, "sent": cl.sent,
                 "states": ctx.tel.states, "discovered": ctx.tel.discovered,
-                "accepted": ctx.tel.commands.accepted, "rejected": ctx.tel.commands.rejected,
+                "received": cl.received, "accepted": ctx.tel.commands.accepted, "rejected": ctx.tel.commands.rejected,
                 "mode": ctx.config.data["control"]["mode"], "stops": ctx.stops,
                 "safety": ctx.config.data["safety"], "cfg_source": ctx.config.source,
                 "cfg_error": ctx.config.error, "mqtt_error": cl.last_error}}))
