@@ -85,3 +85,24 @@ def test_only_named_users_command_the_gateway():
             assert _reply(ha, root, 6, since=t) == {"id": 6, "result": "accepted",
                                                     "applied": {"mode": "v1g"}}
             assert node.wait_stats(lambda s: s["mode"] == "v1g", 5)["received"] > n0
+
+
+def test_a_flood_of_junk_never_blocks_stop_now():
+    """Default budgets (5 commands, then one per 2 s): 300 junk and other commands as
+    fast as the broker takes them, then the owner's "stop now" is obeyed at once."""
+    root = "energygw/node9"
+    with Broker() as b, Node(b, {"telemetry": {"period_s": 1}}, node_id="node9") as node, \
+            Observer(b, (root + "/#",)) as obs:
+        node.wait_stats(lambda s: s["connected"] and s["states"] >= 1, 20)
+        junk = ("junk", '{"mode": "turbo"}', '{"mode": "auto"}', "{}", '{"stop_now": 1}',
+                '{"stop_now": true, "mode": "auto"}', "x" * 300, '["stop_now"]')
+        for i in range(300):
+            obs.c.publish(root + "/cmd", junk[i % len(junk)], qos=0)
+        node.wait_stats(lambda s: s["received"] >= 300, 20)
+        t = time.monotonic()
+        obs.publish(root + "/cmd", '{"id": 77, "stop_now": true}', qos=1)
+        s = node.wait_stats(lambda s: s["stops"] == 1, 5)
+        assert s["mode"] == "off", s
+        assert _reply(obs, root, 77, since=t) == {"id": 77, "result": "accepted",
+                                                   "applied": {"stop_now": True}}
+        assert s["rejected"] >= 290 and s["accepted"] <= 10, s  # the junk was refused
