@@ -3,8 +3,9 @@
 # Data flows one way per cycle: metering fills Meter, the bus task fills Charger
 # and Inverter, safety judges (Permits, the interlock), control decides
 # (Setpoints), the bus task writes them. Telemetry and the console only read
-# these records and submit validated requests (gateway/wiring.py starts them).
-# Entry: gateway.wiring.main() (firmware/main.py).
+# these records and submit validated requests. gateway.wiring.build() builds a
+# Gateway together with the bus, telemetry and the console; this module never
+# imports gateway.wiring. Entry: gateway.wiring.main() (firmware/main.py).
 import gc
 
 import asyncio
@@ -29,10 +30,11 @@ class Gateway:
     """Everything one running gateway owns. The safety task alone energises the
     interlock; the contact IRQ and the safe-state path can only de-energise it.
 
-    config: a gateway.config.Config (wiring.build_config) or None for defaults.
+    config: the validated gateway.config.Config (see gateway.wiring.build, which
+    builds a whole gateway: use it rather than this class directly).
     """
 
-    def __init__(self, board, config=None, out=print):
+    def __init__(self, board, config, out=print):
         self.board = board
         self.clock = board.clock
         self.out = out
@@ -54,10 +56,6 @@ class Gateway:
         self.extra_services = []  # (name, factory): tests and optional services
         self.sup = Supervisor(self.clock, self.safe_state, self.log.error)
         self.safe_state("boot")  # the very first thing: export blocked, no setpoints
-        if config is None:
-            from gateway.wiring import build_config
-
-            config = build_config(board, self.log, self.permits, path=None)
         self.config = config
         data = config.data
         a = data["app"]
