@@ -37,7 +37,9 @@ def schemas():
 
 
 def build_bus(gw):
-    """The RS-485 bus with the charger and the inverter drivers, or None (no UART)."""
+    """The RS-485 bus with the charger and the inverter drivers, or None with the reason
+    in gw.view.bus_error (no UART, or its settings differ from the config section `bus`):
+    the devices stay offline and export stays blocked, the rest of the gateway runs."""
     from gateway.modbus.bus import Bus
     from gateway.modbus.settings import settings
 
@@ -45,15 +47,23 @@ def build_bus(gw):
     try:
         uart = gw.board.uart("rs485")
     except (ports.BoardError, OSError) as e:
-        gw.log.error("bus: no RS-485 UART (%s): devices offline, export stays blocked" % e)
-        return None
+        return _no_bus(gw, "no RS-485 UART (%s)" % e)
     b = data["bus"]
     if (uart.baud, uart.parity, uart.stop) != (b["baud"], b["parity"], b["stop"]):
-        gw.log.warning("bus: board UART %d %s %d differs from bus settings" % (
-            uart.baud, uart.parity, uart.stop))
-    bus = Bus(uart, b, gw.clock)
+        return _no_bus(gw, "board UART rs485 is %d %s %d but config section bus says "
+                       "baud %d, parity %s, stop %d: make them agree" % (
+                           uart.baud, uart.parity, uart.stop, b["baud"], b["parity"],
+                           b["stop"]))
+    try:
+        return _bus_with_devices(gw, Bus(uart, b, gw.clock), settings)
+    except ValueError as e:  # the sections' ConfigErrors: already validated, but never abort
+        return _no_bus(gw, str(e))
+
+
+def _bus_with_devices(gw, bus, settings):
     from gateway.devices import charger
 
+    data = gw.config.data
     bus.add(charger.RefCharger(settings(charger.SCHEMA, data["charger"], "charger"),
                                gw.charger, gw.setpoints))
     inv = data["inverter"]
@@ -61,13 +71,20 @@ def build_bus(gw):
     if kind != "none":
         if kind == "solax":
             from gateway.devices import solax as mod
-            from gateway.devices.solax import SolaxHybrid as Drv
+
+            Drv = mod.SolaxHybrid
         else:
             from gateway.devices import sunspec as mod
-            from gateway.devices.sunspec import SunSpecInverter as Drv
+
+            Drv = mod.SunSpecInverter
         own = {k: v for k, v in inv.items() if k in mod.SCHEMA}
         bus.add(Drv(settings(mod.SCHEMA, own, "inverter"), gw.inverter, gw.setpoints))
     return bus
+
+
+def _no_bus(gw, why):
+    gw.view.bus_error = why
+    gw.log.error("bus: %s; devices offline, export stays blocked" % why)
 
 
 def build_config(board, log, path=""):
@@ -101,11 +118,13 @@ def build(board, config=None, out=print, client=None, console=None):
     client: an MQTT client to use instead of the real one (tests; telemetry is built
     when one is given or mqtt.host is set). console: True / False, or None = the
     `app.console` setting (and GATEWAY_CONSOLE != "0").
-    Returns the Gateway with .bus, .telemetry and .console set (each may be None).
+    Returns the Gateway with .view (the console's and telemetry's context), .bus,
+    .telemetry and .console set (the last three may be None).
     """
     from gateway import control, safety
     from gateway.app import Gateway
     from gateway.log import Log
+    from gateway.model import View
 
     pre = None
     if config is None or isinstance(config, str):
@@ -123,20 +142,26 @@ def build(board, config=None, out=print, client=None, console=None):
         for _, _, msg in pre.entries():  # what the config loader said before the gateway
             gw.log.warning(msg)
     data = config.data
-    gw.names = {"safety": safety.STATE_NAMES, "safety_reason": safety.REASON_NAMES,
-                "reason": control.REASON_NAMES}
+    # the one context the console and telemetry read (gateway.model.View)
+    v = gw.view = View(gw.clock, gw.log, config, gw.meter, gw.charger, gw.inverter,
+                       gw.permits, gw.setpoints, gw.counters, gw.lag)
+    v.state_names = safety.STATE_NAMES
+    v.safety_reasons = safety.REASON_NAMES
+    v.control_reasons = control.REASON_NAMES
+    v.planner = gw.planner
+    v.tariff = gw.tariff
+    v.actions = {"stop_now": gw.stop_now}
     config.listeners.append(gw.apply_settings)
-    gw.bus = build_bus(gw)
+    gw.bus = v.bus = build_bus(gw)
     if gw.bus is not None:
         gw.extra_services.append(("bus", gw.bus.run))
     gw.telemetry = gw.console = None
     if data["mqtt"]["host"] or client is not None:
         from gateway.telemetry import Telemetry
 
-        tel = Telemetry(gw, default_node=board.name, version=gateway.VERSION,
-                        actions={"stop_now": gw.stop_now}, client=client, names=gw.names)
+        tel = Telemetry(v, default_node=board.name, version=gateway.VERSION, client=client)
         gw.telemetry = tel
-        gw.client = tel.client
+        gw.client = v.client = tel.client
         gw.extra_services.append(("telemetry", tel.run))
     gw.extra_services.append(("config", config.run))
     if console is None:
@@ -144,7 +169,7 @@ def build(board, config=None, out=print, client=None, console=None):
     if console:
         from gateway.console import Console
 
-        gw.console = Console(gw, echo=sys.platform == "esp32")
+        gw.console = Console(v, echo=sys.platform == "esp32")
         gw.extra_services.append(("console", gw.console.run))
     return gw
 

@@ -75,7 +75,7 @@ async def stats(ctx, out):
             cl = ctx.client
             tel = ctx.tel
             out(json.dumps({"stats": {
-                "lag_max_ms": ctx.loop_lag_ms_max, "heap_peak": peak, "heap_live": live,
+                "lag_max_ms": ctx.lag.max_ms, "heap_peak": peak, "heap_live": live,
                 "heap_free": gc.mem_free(), "connected": cl and cl.connected,
                 "connects": cl and cl.connects, "attempts": cl and cl.attempts,
                 "drops": cl and cl.drops, "sent": cl and cl.sent,

@@ -36,6 +36,7 @@ def gateway(busy=False):
     m.t_ms = 900
     ch.plugged, ch.soc_pct, ch.power_w = True, 64, 1500
     gw.permits.state = 3
+    gw.setpoints.reason = 7
     return gw
 
 
@@ -57,8 +58,18 @@ class Commands(unittest.TestCase):
         out = text(con.execute("  STATUS  "))
         self.assertTrue("grid      -850 W" in out, out)
         self.assertTrue("soc  64 %   plugged yes" in out, out)
-        self.assertTrue("safety  island_backup (3)" in out, out)
+        self.assertTrue("safety  island_backup (3)   grid unknown" in out, out)
+        self.assertTrue("reason safety_blocked (7)" in out, out)
         self.assertTrue("mqtt    off" in out, out)
+        con.ctx.lag.add(12)
+        self.assertTrue("loop lag max 12 ms" in text(con.execute("status")))
+
+    def test_no_bus_is_a_clear_error(self):
+        con = console()  # this sim board has no RS-485 UART
+        for cmd in ("status", "bus"):
+            out = text(con.execute(cmd))
+            self.assertTrue("bus     ERROR no RS-485 UART (board file has no uart 'rs485')"
+                            in out, out)
 
     def test_meters_bus_safety(self):
         con = console()

@@ -67,15 +67,39 @@ class State(unittest.TestCase):
             self.assertEqual(s[k], v, k)
         self.assertEqual(len(s), len(telemetry._KEYS))
 
-    def test_grid_present_prefers_the_safety_verdict(self):
+    def test_grid_up_is_the_safety_judgement(self):
         gw = gateway()
         t = gw.telemetry
-        s = json.loads(t.state_json(gw.clock.now_ms()))
-        self.assertIsNone(s["grid_up"])  # no valid meter window: unknown
-        gw.meter.valid, gw.meter.v_mv = True, 230000
-        self.assertIs(json.loads(t.state_json(0))["grid_up"], True)
-        gw.permits.grid_ok = False
-        self.assertIs(json.loads(t.state_json(0))["grid_up"], False)
+        clock = gw.clock
+
+        def grid_up(contact, v_mv=230000, valid=True):
+            m, ch, inv = gw.meter, gw.charger, gw.inverter
+            clock.advance(20)
+            now = clock.now_ms()
+            m.valid, m.v_mv, m.f_mhz, m.t_ms = valid, v_mv, 50000, now
+            ch.online = inv.online = True
+            ch.t_ms = inv.t_ms = now
+            gw.safety.tick(now, contact)
+            return json.loads(t.state_json(now))["grid_up"]
+
+        self.assertIsNone(json.loads(t.state_json(clock.now_ms()))["grid_up"])  # no tick yet
+        self.assertIs(grid_up(0), True)  # contact at GRID, voltage and frequency in window
+        self.assertIs(grid_up(1), False)  # the transfer switch went to ISLAND
+        self.assertIs(grid_up(0, v_mv=20000), False)  # voltage lost
+        self.assertIsNone(grid_up(0, valid=False))  # no usable meter window: unknown
+        gw.inverter.grid_ok = False
+        self.assertIs(grid_up(0), False)  # the inverter reports no grid
+
+    def test_lag_and_bus_come_from_the_gateway(self):
+        gw = gateway()
+        gw.lag.add(7)
+        s = json.loads(gw.telemetry.state_json(gw.clock.now_ms()))
+        self.assertEqual((s["lag_ms"], s["lag_max_ms"]), (7, 7))
+        gw.lag.add(3)
+        s = json.loads(gw.telemetry.state_json(gw.clock.now_ms()))
+        self.assertEqual((s["lag_ms"], s["lag_max_ms"]), (3, 7))  # this period, since boot
+        self.assertIsNone(s["bus"])  # this sim board has no RS-485 UART: no bus, and why
+        self.assertTrue(s["bus_err"].startswith("no RS-485 UART"), s["bus_err"])
 
     def test_config_error_is_published(self):
         gw = gateway()
