@@ -9,10 +9,10 @@
 import json
 import unittest
 
-from gateway import discovery, plan, telemetry
-from gateway.tariff import EPOCH_2000, Tariff
+from gateway import discovery, telemetry
+from gateway.tariff import EPOCH_2000
 from gateway.util import Topics
-from test_telemetry import Client, make_ctx
+from test_telemetry import gateway
 
 HOSTILE = (
     'quote " and \\" escaped',
@@ -41,10 +41,8 @@ def sched(extra):
 
 class StateJson(unittest.TestCase):
     def setUp(self):
-        c = self.c = make_ctx()
-        c.tariff = Tariff()
-        c.planner = plan.Planner({"ev_capacity_wh": 60000}, c.tariff)
-        self.t = telemetry.Telemetry(c, "gwA", client=Client())
+        c = self.c = gateway()  # built as main.py builds it, the MQTT client a stand-in
+        self.t = c.telemetry
 
     def test_a_crafted_tariff_key_leaves_the_state_valid(self):
         """Issue 15 item 6: a retained tariff with a key holding \\ or a newline."""
@@ -70,10 +68,13 @@ class StateJson(unittest.TestCase):
         for s in HOSTILE:
             c.config.error = s
             c.config.data["control"]["mode"] = s
-            t.names = {"safety": {0: s}, "safety_reason": {0: s}, "reason": {0: s}}
+            v = t.ctx  # the View telemetry reads
+            v.state_names, v.safety_reasons, v.control_reasons = {0: s}, {0: s}, {0: s}
+            v.permits.state = v.permits.reason = v.setpoints.reason = 0
+            v.bus_error = s
             c.tariff.error = s
             state = strict(self, t.state_json(0))
-            self.assertEqual(state["cfg_err"], s[:80])
+            self.assertEqual((state["cfg_err"], state["bus_err"]), (s[:80], s))
             self.assertEqual((state["mode"], state["safety"], state["safety_reason"],
                               state["reason"]), (s, s, s, s))
             self.assertEqual(state["plan"]["tariff_err"], s[:60])
@@ -93,9 +94,9 @@ class OtherJson(unittest.TestCase):
             self.assertTrue(n > 30)
 
     def test_command_replies_echo_hostile_ids_and_keys_as_valid_json(self):
-        c = make_ctx(period_s=5)
+        c = gateway()
         c.config.data["commands"]["rate_burst"] = 50
-        t = telemetry.Telemetry(c, "gwA", client=Client())
+        t = c.telemetry
         for s in HOSTILE:
             for obj in ({"id": s[:32], "mode": "off"}, {s[:100]: 1}, {"id": 1, "mode": s}):
                 t.on_message("energygw/gwA/cmd", json.dumps(obj).encode(), False)
@@ -106,6 +107,6 @@ class OtherJson(unittest.TestCase):
 
 
 def telemetry_control():
-    from test_telemetry import CONTROL
+    from gateway.control_cfg import SCHEMA
 
-    return CONTROL
+    return SCHEMA
