@@ -37,6 +37,9 @@ SCHEMA = {
     "min_on_ms": (300000, 0, _T_MAX),
     "min_off_ms": (120000, 0, _T_MAX),
     "soc_reserve_pct": (30, 0, 100),  # never discharge at or below (driving reserve)
+    # the installer's floor: MQTT commands cannot set soc_reserve_pct below it (console and
+    # config file can: docs/installer-guide.md)
+    "soc_reserve_min_pct": (20, 0, 100),
     "soc_max_pct": (90, 0, 100),  # never charge at or above
     "meter_max_age_ms": (1000, 100, 60000),
     "device_max_age_ms": (5000, 100, 600000),

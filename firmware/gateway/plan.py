@@ -24,6 +24,7 @@
 #   cheap intervals when the spread (after losses) is at least min_spread_meur.
 # - wear: once the day's discharge reaches wear_wh_day, no V2H (backup and fuse shaving
 #   excepted) and no cheap-hour charging.
+import json as _json
 from array import array
 
 from gateway.plan_cfg import (  # noqa: F401 - re-exported: the config section of this module
@@ -342,7 +343,7 @@ class Planner:
             self.price, self.force_w, self.floor_pct, "true" if self.v2h else "false",
             "true" if self.absorb else "false", self.need_wh, self.thru_wh,
             self.autonomy_min, dep, self.dep_soc, t.n if t is not None else 0,
-            '"%s"' % err[:60].replace('"', "'") if err else "null")
+            _json.dumps(err[:60]) if err else "null")  # escaped: the text may be crafted
 
     def _out(self, force, floor, v2h, absorb=True):
         self.force_w = force

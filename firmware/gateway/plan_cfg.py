@@ -8,7 +8,8 @@ SCHEMA = {
     "departure_soc_pct": (0, 0, 100),  # SoC wanted at departure; 0 = no departure plan
     "grid_charge": (False, None, None),  # cheap-hour grid charging for later V2H
     "min_spread_meur": (30, 0, 5000),  # least spread (milli-EUR/kWh) to cycle for money
-    "wear_wh_day": (0, 0, 500000),  # daily discharge throughput budget, Wh; 0 = no limit
+    # daily discharge throughput budget, Wh; 0 = no limit. 10 kWh: why, docs/planning.md
+    "wear_wh_day": (10000, 0, 500000),
     "batt_capacity_wh": (0, 0, 200000),  # home battery usable energy (backup autonomy)
     "load_tau_s": (900, 10, 86400),  # averaging time of the recent house load
     "utc_offset_min": (60, -720, 840),  # local time = UTC + this (no DST rule: set it)

@@ -126,8 +126,8 @@ class Telemetry:
 
     def _tariff(self, payload):
         t = self.ctx.tariff
-        if not payload:
-            t.clear()
+        if payload is not None and not payload:  # an empty payload clears; None is a
+            t.clear()  # message too large to receive, rejected below like any bad one
             self.ctx.log.add(1, "tariff: cleared")
             return
         try:
@@ -198,6 +198,7 @@ class Telemetry:
             self._up_s += q
             self._up_ms -= q * 1000
         self._roll_day(now)
+        self.commands.tick(now)  # the rate budgets refill between commands (tick wrap)
         self.client.post(self.topics.state, self.state_json(now), False, self.tcfg["qos"])
         self.states += 1
 

@@ -21,7 +21,7 @@ def gateway(busy=False):
             os.mkdir(p)
         except OSError:
             pass
-    for f in ("config.json", "secrets.json"):
+    for f in ("config.json", "config.json.bak", "config.json.tmp", "secrets.json"):
         try:
             os.remove(_DIR + "/" + f)
         except OSError:

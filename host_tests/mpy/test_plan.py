@@ -160,6 +160,22 @@ class Prices(unittest.TestCase):
         self.assertTrue(b.at(86400 + 70).v2h)
 
 
+    def test_a_default_wear_budget_bounds_remote_cycling(self):
+        """Issue 15 item 8: without a wear_wh_day in the config the car's daily discharge
+        is still bounded (a tariff + grid_charge sent by anyone cannot cycle it freely)."""
+        b = Box(soc=80)
+        budget = b.pl.cfg["wear_wh_day"]
+        self.assertTrue(0 < budget <= 20000, budget)
+        b.at(20 * H)
+        self.assertTrue(b.pl.v2h)
+        s = 20 * H
+        while b.pl.v2h and s < 20 * H + 6 * H:  # 7.2 kW out: the budget ends it
+            s += 10
+            b.at(s, ev_w=-7200, house_w=7200)
+        self.assertFalse(b.pl.v2h)
+        self.assertTrue(budget <= b.pl.thru_wh <= budget + 100, (budget, b.pl.thru_wh))
+
+
 class Autonomy(unittest.TestCase):
     def test_hours_from_car_and_battery_at_the_recent_load(self):
         b = Box({"efficiency_pct": 90, "batt_capacity_wh": 10000, "load_tau_s": 10},
