@@ -16,7 +16,8 @@ saving_missed_p90, ev_to_grid_pct_max, runtime_s` and `rows` (one object per day
 - effectiveness is bench-day's (grid exchange against idle and the physical limit);
 - saving_missed = (net_cost - net_cost_oracle) / (net_cost_idle - net_cost_oracle) on priced
   days whose possible saving is at least 0.05 EUR; the net cost is the energy cost less the
-  car's net energy (charged minus discharged, AC side) valued at the day's lowest import price,
+  net energy the car and the home battery took home (charged minus discharged, AC side)
+  valued at the day's lowest import price,
   the value the oracle's plan gives the energy left at the end;
 - ev_to_grid_pct = ev_to_grid_wh / ev_discharge_wh (days with at least 100 Wh discharged).
 """
@@ -100,7 +101,10 @@ def bench(args):
 
 
 def net_cost(m, value):
-    return m["energy_cost_eur"] - value * (m["ev_charge_wh"] - m["ev_discharge_wh"]) / 1000.0
+    """Energy cost less what the car and the home battery took home (AC side) at `value`."""
+    stored = (m["ev_charge_wh"] - m["ev_discharge_wh"] + m.get("battery_charge_wh", 0.0)
+              - m.get("battery_discharge_wh", 0.0))
+    return m["energy_cost_eur"] - value * stored / 1000.0
 
 
 def day_row(path, res):
