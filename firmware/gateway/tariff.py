@@ -24,7 +24,7 @@ MAX_TEXT = const(4096)  # bytes of JSON accepted (192 slots x 2 x ~6 chars + key
 
 SCHEMA = {
     # a fixed schedule in the config file: the same object as the MQTT one, or "" (none)
-    "schedule": ("", None, None),
+    "schedule": ("", None, MAX_TEXT),  # at most MAX_TEXT characters
 }
 
 

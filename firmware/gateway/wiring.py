@@ -36,6 +36,21 @@ def schemas():
             "plan": plan.SCHEMA, "tariff": tariff.SCHEMA}
 
 
+def live_keys():
+    """{section: keys applied while running}; every other key applies at the next start."""
+    from gateway import commands, control_cfg, plan_cfg, safety_cfg, telemetry
+
+    return {"safety": safety_cfg.LIVE, "control": control_cfg.LIVE, "plan": plan_cfg.LIVE,
+            "telemetry": telemetry.LIVE, "commands": commands.LIVE}
+
+
+def rules():
+    """{section: rule(d)}: the rules across keys, beside their sections."""
+    from gateway import control_cfg, safety_cfg
+
+    return {"safety": safety_cfg.rule, "control": control_cfg.rule}
+
+
 def build_bus(gw):
     """The RS-485 bus with the charger and the inverter drivers, or None (no UART)."""
     from gateway.modbus.bus import Bus
@@ -70,21 +85,20 @@ def build_bus(gw):
     return bus
 
 
-def build_config(board, log, permits=None, path=""):
+def build_config(board, log, permits=None, path="", fs=None):
     """The live Config: code defaults + the JSON file + secrets, validated.
 
     path "" = the default place (GATEWAY_CONFIG or config.json in storage); None = no
-    file at all (defaults only, e.g. tests). Saving waits while export protection is on.
+    file at all (defaults only, e.g. tests). The Gateway sets when saving must wait
+    (Gateway.flash_busy); `permits` is unused and kept for callers. fs: see config._OsFs.
     """
-    from gateway import safety_cfg
     from gateway.config import Config
 
     base = (board.storage + "/") if board.storage else ""
     if path == "":
         path = _env("GATEWAY_CONFIG") or base + "config.json"
     cfg = Config(schemas(), path or "/nonexistent/config.json", base + "secrets.json", log,
-                 busy=(lambda: permits.export or permits.discharge) if permits else None,
-                 validators={"safety": safety_cfg.validate})
+                 fs=fs, rules=rules(), strict=("safety",), live=live_keys())
     cfg.load()
     return cfg
 
@@ -134,7 +148,6 @@ def main():
     cfg = build_config(board, log)
     gw = Gateway(board, cfg)
     cfg.log = gw.log
-    cfg.busy = lambda: gw.permits.export or gw.permits.discharge
     gw.log.info("gateway %s on board %s (%s), reset cause %s, config from %s" % (
         gateway.VERSION, board.name, spec["port"], board.reset_cause(), cfg.source))
     for _, _, msg in log.entries():  # what the config loader said before the gateway existed

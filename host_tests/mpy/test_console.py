@@ -33,7 +33,7 @@ def console(busy=False):
     c.clock = ManualClock(1000)
     c.log = Log(8, c.clock)
     c.config = Config(SCHEMAS, _DIR + "/config.json", _DIR + "/secrets.json", c.log,
-                      busy=lambda: busy)
+                      busy=lambda: busy, live={"control": ("mode",)})
     c.config.data["mqtt"]["password"] = "s3cret"
     c.meter, c.charger, c.inverter = Meter(), Charger(), Inverter()
     c.permits, c.setpoints, c.counters = Permits(), Setpoints(), Counters()
@@ -79,8 +79,11 @@ class Commands(unittest.TestCase):
         self.assertEqual(con.execute("config get mqtt.password"), ("mqtt.password = ***",))
         self.assertTrue("mqtt.password = ***" in text(con.execute("config get")))
         self.assertTrue("s3cret" not in text(con.execute("config get mqtt")))
-        out = text(con.execute("config set control.soc_reserve_pct 45"))
-        self.assertTrue(out.startswith("control.soc_reserve_pct = 45 (live"), out)
+        out = text(con.execute("config set control.mode off"))
+        self.assertEqual(out, "control.mode = 'off' (applied now; saved to flash within seconds)")
+        out = text(con.execute("config set control.soc_reserve_pct 45"))  # not LIVE here
+        self.assertEqual(out, "control.soc_reserve_pct = 45 (applies at the next restart;"
+                         " saved to flash within seconds)")
         self.assertEqual(con.ctx.config.data["control"]["soc_reserve_pct"], 45)
         self.assertEqual(text(con.execute("config save")), "saved to %s/config.json" % _DIR)
         self.assertEqual(con.errors, 0)
@@ -88,7 +91,7 @@ class Commands(unittest.TestCase):
     def test_save_deferred_while_exporting(self):
         con = console(busy=True)
         con.execute("config set control.mode off")
-        self.assertTrue(text(con.execute("config save")).startswith("deferred: export"))
+        self.assertTrue(text(con.execute("config save")).startswith("deferred: island"))
 
     def test_bad_input_gets_a_clear_message(self):
         con = console()

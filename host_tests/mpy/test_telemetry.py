@@ -40,7 +40,8 @@ def make_ctx(**tcfg):
     c = Ctx()
     c.clock = ManualClock(0x3FFFFFFF - 2000)  # crosses the tick wrap during the test
     c.log = Log(8, c.clock)
-    c.config = Config(SCHEMAS, "build/none.json", "build/none-secrets.json", c.log)
+    c.config = Config(SCHEMAS, "build/none.json", "build/none-secrets.json", c.log,
+                      live={"control": tuple(CONTROL), "telemetry": telemetry.LIVE})
     c.config.data["telemetry"].update(tcfg)
     c.meter, c.charger, c.inverter = Meter(), Charger(), Inverter()
     c.permits, c.setpoints, c.counters = Permits(), Setpoints(), Counters()
@@ -110,7 +111,7 @@ class State(unittest.TestCase):
         topic, item = t.client.posted[-1][:2]
         self.assertEqual(topic, "energygw/gwA/cmd/reply")
         self.assertEqual(json.loads(item), {"id": 1, "result": "accepted",
-                                            "applied": {"mode": "v2h"}})
+                                            "applied": {"mode": "v2h"}, "at_restart": []})
         t.on_message("energygw/gwA/cmd", b'{"reconnect_ms": 1}', False)
         self.assertEqual(c.log.last_error, None)
         self.assertTrue("unknown key" in c.log._msg[(c.log._head - 1) % c.log.size])
