@@ -19,6 +19,7 @@ from gateway.console import Console
 from gateway.log import Log
 from gateway.model import Charger, Counters, Inverter, Meter, Permits, Setpoints
 
+from gateway.control_cfg import LIVE as CONTROL_LIVE
 from gateway.control_cfg import SCHEMA as CONTROL
 from gateway.safety_cfg import SCHEMA as SAFETY
 
@@ -35,7 +36,9 @@ def build(folder):
                "control": CONTROL, "safety": SAFETY, "plan": plan.SCHEMA,
                "tariff": tariff.SCHEMA}
     ctx.config = config.Config(schemas, folder + "/config.json", folder + "/secrets.json",
-                               ctx.log)
+                               ctx.log, live={"control": CONTROL_LIVE, "plan": plan.LIVE,
+                                              "telemetry": telemetry.LIVE,
+                                              "commands": commands.LIVE})
     ctx.config.load()
     ctx.meter, ctx.charger, ctx.inverter = Meter(), Charger(), Inverter()
     ctx.permits, ctx.setpoints, ctx.counters = Permits(), Setpoints(), Counters()
