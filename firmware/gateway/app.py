@@ -267,11 +267,11 @@ class Gateway:
     def flash_busy(self):
         """True while a config write must wait. A flash page write stalls the ESP32's
         interpreter ~80 ms (community-measured, not measured here): the contact IRQ's
-        Python handler (interlock drop, stop request) runs only after it, so a write must
-        not happen while the car or the island depends on that handler: not during island
-        backup, not while the car discharges (set or measured). Charging or idle in NORMAL
-        is a moment that comes within seconds; the hardware interlock on the contact and
-        the inverter's certified protection are not delayed by it."""
+        Python handler (interlock drop, stop request) waits for the flash operation in
+        progress, the safety tick for the whole save. So no write during island backup or
+        while the car discharges (set or measured); charging or idle in NORMAL is a moment
+        that comes within seconds. The hardware interlock on the contact and the
+        inverter's certified protection are not delayed (docs/telemetry.md)."""
         return self.permits.island or self.setpoints.ev_w < 0 or self.charger.power_w < 0
 
     def stop_now(self):
