@@ -85,12 +85,12 @@ def build_bus(gw):
     return bus
 
 
-def build_config(board, log, permits=None, path="", fs=None):
+def build_config(board, log, permits=None, path=""):
     """The live Config: code defaults + the JSON file + secrets, validated.
 
     path "" = the default place (GATEWAY_CONFIG or config.json in storage); None = no
     file at all (defaults only, e.g. tests). The Gateway sets when saving must wait
-    (Gateway.flash_busy); `permits` is unused and kept for callers. fs: see config._OsFs.
+    (Gateway.flash_busy); `permits` is unused and kept for callers.
     """
     from gateway.config import Config
 
@@ -98,7 +98,7 @@ def build_config(board, log, permits=None, path="", fs=None):
     if path == "":
         path = _env("GATEWAY_CONFIG") or base + "config.json"
     cfg = Config(schemas(), path or "/nonexistent/config.json", base + "secrets.json", log,
-                 fs=fs, rules=rules(), strict=("safety",), live=live_keys())
+                 rules=rules(), strict=("safety",), live=live_keys())
     cfg.load()
     return cfg
 
