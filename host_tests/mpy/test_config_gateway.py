@@ -1,7 +1,6 @@
 # mpytest: heap=512k
 # (the whole app's bytecode is loaded into the heap on the unix port; a board runs it frozen)
-# The configuration in the gateway as main.py builds it (wiring.build_config, Gateway,
-# wiring.start_services):
+# The configuration in the gateway as main.py builds it (wiring.build):
 # - a file that fails validation never yields a silently different safety behaviour:
 #   FAULT/config latched (export blocked) with the reason in the log, on the console and
 #   in the MQTT state, while the sections that are valid still load (MQTT stays up);
@@ -17,9 +16,7 @@ import unittest
 
 import asyncio
 from gateway import wiring
-from gateway.app import Gateway
 from gateway.control_cfg import MODE_OFF
-from gateway.log import Log
 from gateway.ports.sim import SimBoard
 from gateway.safety import REASON_FAULT_CONFIG, STATE_FAULT
 
@@ -50,19 +47,13 @@ def _board():
     return SimBoard({"name": "t", "port": "sim", "storage": _DIR})
 
 
-def boot(text=None):
+def boot(text=None, client=None):
     """A gateway as main.py builds it, from the config file `text` (None: no file)."""
     if text is not None:
         with open(_DIR + "/config.json", "w") as f:
             f.write(text)
-    b = _board()
-    log = Log(20, b.clock)
-    cfg = wiring.build_config(b, log)
-    gw = Gateway(b, cfg, out=_quiet)
-    cfg.log = gw.log
-    for _, _, msg in log.entries():
-        gw.log.warning(msg)
-    return gw
+    return wiring.build(_board(), _DIR + "/config.json", out=_quiet, client=client,
+                        console=False)
 
 
 def faulted(gw):
@@ -89,12 +80,7 @@ class StubClient:
 
 
 def _state_json(gw):
-    from gateway import safety
-    from gateway.telemetry import Telemetry
-
-    t = Telemetry(gw, "gwT", client=StubClient(),
-                  names={"safety": safety.STATE_NAMES, "safety_reason": safety.REASON_NAMES})
-    return json.loads(t.state_json(gw.clock.now_ms()))
+    return json.loads(gw.telemetry.state_json(gw.clock.now_ms()))
 
 
 class BadFileLatchesFault(unittest.TestCase):
@@ -104,7 +90,8 @@ class BadFileLatchesFault(unittest.TestCase):
 
     def test_a_string_for_a_bool_latches_fault_on_every_channel_and_mqtt_stays_up(self):
         gw = boot('{"safety": {"backup": "false", "reconnect_ms": 300000},'
-                  ' "mqtt": {"host": "10.0.0.2"}, "control": {"mode": "off"}}')
+                  ' "mqtt": {"host": "10.0.0.2"}, "control": {"mode": "off"}}',
+                  client=StubClient())
         self.assertTrue(faulted(gw))
         self.assertFalse(gw.permits.export or gw.permits.discharge or gw.safety.interlock_on)
         self.assertFalse(gw.board.interlock_on())
@@ -119,7 +106,7 @@ class BadFileLatchesFault(unittest.TestCase):
         # console
         from gateway import consolecmd
 
-        out = "\n".join(consolecmd.run(Con(gw), ["safety"]))
+        out = "\n".join(consolecmd.run(Con(gw.view), ["safety"]))
         self.assertIn("config fault:", out)
         self.assertIn("safety.backup: expected true or false, got 'false'", out)
         # MQTT state
@@ -157,7 +144,7 @@ class BadFileLatchesFault(unittest.TestCase):
 
 
 async def _service(gw, name, ms):
-    """Run the production service `name` (wiring.start_services) for `ms`."""
+    """Run the production service `name` (wiring.build) for `ms`."""
     fn = None
     for n, f in gw.extra_services:
         if n == name:
@@ -181,7 +168,6 @@ class OwnerCommandsPersist(unittest.TestCase):
 
     def test_stop_now_and_a_raised_reserve_survive_a_reset_in_normal(self):
         gw = boot()
-        wiring.start_services(gw)
         self._normal(gw, 3000)  # charging from surplus
         gw.stop_now()
         gw.config.set("control.soc_reserve_pct", 55)
@@ -195,7 +181,6 @@ class OwnerCommandsPersist(unittest.TestCase):
 
     def test_no_write_while_the_car_discharges_or_islanded_then_at_once(self):
         gw = boot()
-        wiring.start_services(gw)
         self._normal(gw, -3000)  # V2H: the contact IRQ must not wait behind a flash write
         gw.config.set("control.soc_reserve_pct", 60)
         asyncio.run(_service(gw, "config", 1200))
@@ -248,14 +233,12 @@ class LiveKeys(unittest.TestCase):
 
     def test_every_live_key_acts_like_a_restart_with_it(self):
         base = boot()
-        wiring.start_services(base)
         ref = _snap(base)
         n = 0
         for sec, keys in base.config.live.items():
             for key in keys:
                 spec = base.config.schemas[sec][key]
                 gw = boot()
-                wiring.start_services(gw)  # the production listener (apply_settings)
                 v = None
                 for cand in _other(spec):
                     try:
@@ -285,26 +268,24 @@ class LiveKeys(unittest.TestCase):
 
     def test_console_and_mqtt_say_live_or_restart(self):
         gw = boot()
-        wiring.start_services(gw)
         from gateway import consolecmd
 
-        out = consolecmd.run(Con(gw), ["config", "set", "safety.backup", "false"])
+        out = consolecmd.run(Con(gw.view), ["config", "set", "safety.backup", "false"])
         self.assertIn("(applied now;", out[0])
         self.assertIs(gw.safety._backup, False)
-        out = consolecmd.run(Con(gw), ["config", "set", "safety.reconnect_ms", "300000"])
+        out = consolecmd.run(Con(gw.view), ["config", "set", "safety.reconnect_ms", "300000"])
         self.assertIn("(applies at the next restart;", out[0])
         self.assertEqual(gw.safety._reconnect_ms, 60000)
-        out = consolecmd.run(Con(gw), ["config", "set", "control.period_ms", "500"])
+        out = consolecmd.run(Con(gw.view), ["config", "set", "control.period_ms", "500"])
         self.assertIn("at the next restart", out[0])
         self.assertEqual(gw.control.period_ms, 200)
-        from gateway.commands import Commands
-
-        c = Commands(gw.config.data["commands"], gw.config.schemas, gw.config.data,
-                     gw.config.apply, rules=gw.config.rules, live=gw.config.live)
-        ok, reply = c.handle(b'{"mode": "v1g", "soc_reserve_pct": 35}', 0)
-        self.assertTrue(ok, reply)
-        self.assertEqual(json.loads(reply)["at_restart"], [])
-        self.assertEqual(gw.control.reserve_pct, 35)
+        gw = boot(client=StubClient())
+        gw.telemetry.on_message("energygw/t/cmd", b'{"mode": "v1g", "soc_reserve_pct": 35}',
+                                False)
+        reply = json.loads(gw.telemetry.client.posted[-1][1])
+        self.assertEqual(reply["result"], "accepted", reply)
+        self.assertEqual(reply["at_restart"], [])
+        self.assertEqual((gw.control.mode, gw.control.reserve_pct), (1, 35))
 
 
 if __name__ == "__main__":
