@@ -91,8 +91,7 @@ def validate(section):
     for k, v in section.items():
         if k not in ("channels", "lin", "sim", "atm90e32"):
             flat[k] = v
-    cfg = check(flat, SCHEMA, "analog")
-    _rule(cfg)
+    cfg = _section("analog", SCHEMA, flat, strict=True, rule=_rule)
     chans = section.get("channels", [{}])
     if not isinstance(chans, list) or not 1 <= len(chans) <= MAX_CHANNELS:
         raise ConfigError("analog.channels: 1..%d channel objects" % MAX_CHANNELS)
