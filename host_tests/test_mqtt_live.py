@@ -108,7 +108,8 @@ def test_controls_work_as_home_assistant_sends_them(live):
     t = time.monotonic()
     obs.publish(sel["command_topic"], sel["command_template"].replace("{{ value }}", "v1g"))
     r = obs.wait(ROOT + "/cmd/reply", since=t, timeout=5)
-    assert json.loads(r[-1][2]) == {"result": "accepted", "applied": {"mode": "v1g"}}
+    assert json.loads(r[-1][2]) == {"result": "accepted", "applied": {"mode": "v1g"},
+                                    "at_restart": []}
     assert _state(obs, time.monotonic())["mode"] == "v1g"
     num = cfgs["number/soc_reserve_pct"]
     t = time.monotonic()

@@ -1,11 +1,13 @@
 # Commands over MQTT: one topic, JSON objects, whitelisted keys, bounded values.
 #
 # A command is a JSON object such as {"id": 7, "mode": "v1g", "soc_reserve_pct": 40}.
-# Every command gets one reply: {"id": 7, "result": "accepted", "applied": {...}}
-# or {"id": 7, "result": "rejected", "reason": "soc_reserve_pct: 120 is above the
-# maximum 100"}. All keys are checked before anything is applied (all or nothing).
-# Types and bounds come from the owning module's SCHEMA, so the command path can
-# never set a value the config file could not hold. Safety parameters are not in
+# Every command gets one reply: {"id": 7, "result": "accepted", "applied": {...},
+# "at_restart": []} (the applied keys that take effect only at the next start; every
+# whitelisted key is live today) or {"id": 7, "result": "rejected", "reason":
+# "soc_reserve_pct: 120 is above the maximum 100"}. All keys are checked before anything
+# is applied (all or nothing). Types, bounds and the rules across keys come from the
+# owning module's SCHEMA and rule (gateway.schema, the one validator), so the command
+# path can never set a value the config file could not hold. Safety parameters are not in
 # the whitelist and a whitelist entry that points into a read-only section is
 # refused when the handler is built: they cannot be written over MQTT.
 # Accepted changes go to the live config through the `apply` callback; actions
@@ -21,7 +23,7 @@
 import json
 
 from gateway.clock import ticks_diff
-from gateway.schema import ConfigError, check
+from gateway.schema import ConfigError, check, check_changes
 from micropython import const
 
 SCHEMA = {
@@ -38,6 +40,9 @@ def _age(now_ms, t_ms):
     means more than 2**29 ms passed (the wrap), never a fresh time stamp."""
     d = ticks_diff(now_ms, t_ms)
     return d if d >= 0 else _AGE_MAX
+
+
+LIVE = tuple(SCHEMA)  # read from the live section at each command
 
 MAX_PAYLOAD = const(256)  # bytes
 _MAX_KEYS = const(8)
@@ -68,8 +73,15 @@ class Commands:
     actions: {"stop_now": fn} - a missing action is rejected as unsupported.
     """
 
-    def __init__(self, cfg, schemas, data, apply, actions=None, writable=None, log=None):
+    def __init__(self, cfg, schemas, data, apply, actions=None, writable=None, log=None,
+                 rules=None, live=None):
         self.cfg = cfg
+        if rules is None:
+            from gateway.control_cfg import rule
+
+            rules = {"control": rule}
+        self.rules = rules  # {section: rule(d)} (Config.rules)
+        self.live = live  # {section: LIVE keys} (Config.live); None: all live
         self.schemas = schemas
         self.data = data
         self.apply = apply
@@ -85,6 +97,7 @@ class Commands:
         self._gen = [cfg["rate_burst"] * cfg["rate_interval_ms"], None]
         self._stop = [self._c("stop_burst") * self._c("stop_interval_ms"), None]
         self._cid = None  # id of the command being handled, echoed in the reply
+        self._restart = []
         self.accepted = 0
         self.rejected = 0
         self.limited = 0  # refused by a rate budget
@@ -142,7 +155,7 @@ class Commands:
             ok = False
         else:
             self.accepted += 1
-            reply = {"result": "accepted", "applied": applied}
+            reply = {"result": "accepted", "applied": applied, "at_restart": self._restart}
             ok = True
         if self._cid is not None:
             reply["id"] = self._cid
@@ -241,7 +254,14 @@ class Commands:
             if sch is None or key not in sch:
                 raise ConfigError("%s: not supported by this firmware" % k)
             changes.append((sec, key, check(k, v, sch[key])))
-        self._cross_check(changes)
+        self._floor_check(changes)
+        check_changes(self.data, self.rules, changes)
+        rs = []
+        if self.live is not None:
+            for sec, key, _ in changes:
+                if key not in self.live.get(sec, ()):
+                    rs.append(key)
+        self._restart = rs
         if changes:
             self.apply(changes)
         for k in acts:
@@ -264,25 +284,17 @@ class Commands:
                 return s
         return None
 
-    def _cross_check(self, changes):
-        """soc_reserve_pct may not exceed soc_max_pct (new or current values), and over
-        MQTT it may not go below the installer's floor control.soc_reserve_min_pct."""
+    def _floor_check(self, changes):
+        """Over MQTT soc_reserve_pct may not go below the installer's floor
+        control.soc_reserve_min_pct (the console and the config file may)."""
         ctl = self.data.get("control")
-        if ctl is None:
+        floor = ctl.get("soc_reserve_min_pct") if ctl is not None else None
+        if floor is None:
             return
-        res = ctl.get("soc_reserve_pct")
-        mx = ctl.get("soc_max_pct")
-        floor = ctl.get("soc_reserve_min_pct")
         for sec, key, v in changes:
-            if sec == "control" and key == "soc_reserve_pct":
-                res = v
-                if floor is not None and v < floor:
-                    raise ConfigError("soc_reserve_pct: %d is below the installer's floor %d "
-                                      "(control.soc_reserve_min_pct)" % (v, floor))
-            elif sec == "control" and key == "soc_max_pct":
-                mx = v
-        if res is not None and mx is not None and res > mx:
-            raise ConfigError("soc_reserve_pct (%d) must not exceed soc_max_pct (%d)" % (res, mx))
+            if sec == "control" and key == "soc_reserve_pct" and v < floor:
+                raise ConfigError("soc_reserve_pct: %d is below the installer's floor %d "
+                                  "(control.soc_reserve_min_pct)" % (v, floor))
 
     def _known(self):
         return sorted(list(self.writable) + [a for a in ACTIONS if a in self.actions])

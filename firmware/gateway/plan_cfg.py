@@ -1,5 +1,7 @@
 # Configuration of the planner (section "plan", docs/planning.md): SCHEMA per
 # docs/conventions.md, its check, and the wall clock for the plan service.
+from gateway.schema import section
+
 SCHEMA = {
     "ev_capacity_wh": (60000, 1000, 200000),  # the car's usable battery (for SoC <-> Wh)
     "efficiency_pct": (92, 50, 100),  # charger one-way efficiency
@@ -16,8 +18,7 @@ SCHEMA = {
 }
 
 
-class PlanConfigError(ValueError):
-    pass
+LIVE = tuple(SCHEMA)  # every key applies at once (Planner.apply_setting)
 
 
 def wall_s(offset_min):
@@ -37,15 +38,5 @@ def wall_s(offset_min):
 
 
 def make_config(cfg=None):
-    from gateway.schema import ConfigError, check
-
-    out = {}
-    for k, spec in SCHEMA.items():
-        try:
-            out[k] = spec[0] if cfg is None or k not in cfg else check("plan." + k, cfg[k], spec)
-        except ConfigError as e:
-            raise PlanConfigError(str(e))
-    for k in cfg or ():
-        if k not in SCHEMA:
-            raise PlanConfigError("plan.%s: unknown key" % k)
-    return out
+    """Defaults + `cfg`, checked against SCHEMA; gateway.schema.ConfigError names the key."""
+    return section("plan", SCHEMA, cfg, strict=True)

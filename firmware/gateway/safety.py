@@ -22,13 +22,14 @@ from micropython import const
 from gateway.clock import ticks_add, ticks_diff
 from gateway.model import GRID_DOWN, GRID_UNKNOWN, GRID_UP, Permits
 from gateway.safety_cfg import (  # noqa: F401 - re-exported for the config/MQTT layers
+    LIVE,
     PROFILES,
     READ_ONLY,
     READ_ONLY_KEYS,
     SCHEMA,
-    SafetyConfigError,
     validate,
 )
+from gateway.schema import ConfigError
 from gateway.safety_grid import (  # noqa: F401 - reason codes re-exported
     REASON_F_WINDOW,
     REASON_OF,
@@ -128,7 +129,7 @@ class Safety:
         self.config_error = None
         try:
             c = validate(cfg)
-        except SafetyConfigError as e:
+        except ConfigError as e:
             c = validate(None)
             self.config_error = str(e)
         self.cfg = c
@@ -498,6 +499,19 @@ class Safety:
         self.stop_latency_ms = lat if lat > 0 else 0
         self.stop_latency_max_ms = max(self.stop_latency_max_ms, self.stop_latency_ms)
         return True
+
+    def config_fault(self, msg):
+        """The configuration failed validation (gateway.config): latch FAULT/config for
+        good (export blocked until the file is fixed and the gateway restarted)."""
+        self.config_error = msg
+        self.enter_fault(REASON_FAULT_CONFIG)
+
+    def apply_setting(self, key, value):
+        """A live change (already validated): only `backup` (LIVE); the others wait
+        for the next start. Turning backup off leaves ISLAND_BACKUP at the next tick."""
+        if key == "backup":
+            self.cfg[key] = value
+            self._backup = value
 
     def enter_fault(self, reason, now_ms=None):
         """Latch FAULT (all blocked, stop requested), e.g. REASON_FAULT_EXCEPTION."""

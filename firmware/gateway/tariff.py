@@ -27,7 +27,7 @@ MAX_TEXT = const(3072)
 
 SCHEMA = {
     # a fixed schedule in the config file: the same object as the MQTT one, or "" (none)
-    "schedule": ("", None, None),
+    "schedule": ("", None, MAX_TEXT),  # at most MAX_TEXT characters
 }
 
 

@@ -34,6 +34,7 @@ SCHEMA = {
     "discovery": (True, None, None),  # publish Home Assistant discovery configs
     "discovery_prefix": ("homeassistant", None, None),
 }
+LIVE = ("period_s", "qos")  # read from the live section at each use; the rest at start
 
 _MAX_SLEEP_MS = const(250)
 _mem_free = getattr(gc, "mem_free", lambda: -1)  # CPython (host tests) has no mem_free
@@ -91,8 +92,9 @@ class Telemetry:
             self.client.subscribe(self.tariff_topic, 1)
         if t["discovery"]:
             self.client.subscribe(tp.ha_status, 0)
-        self.commands = Commands(data["commands"], ctx.config.schemas, data, ctx.config.apply,
-                                 self.actions, log=ctx.log)
+        cf = ctx.config
+        self.commands = Commands(data["commands"], cf.schemas, data, cf.apply, self.actions,
+                                 log=ctx.log, rules=cf.rules, live=cf.live)
         self._tlast = ctx.clock.now_ms()
         self._up_s = 0
         self._up_ms = 0

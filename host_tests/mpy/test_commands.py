@@ -61,11 +61,21 @@ def reply(r):
 
 
 class Accepted(unittest.TestCase):
+    def test_reply_says_which_keys_apply_only_at_restart(self):
+        c, _, _, _ = fresh()
+        c.live = {"control": ("mode",)}  # as if soc_max_pct applied at the next start
+        ok, obj = reply(c.handle(b'{"mode": "off", "soc_max_pct": 80}', 0))
+        self.assertTrue(ok, obj)
+        self.assertEqual(obj["at_restart"], ["soc_max_pct"])
+        ok, obj = reply(c.handle(b'{"mode": "auto"}', 0))
+        self.assertEqual(obj["at_restart"], [])
+
     def test_mode_applied_and_id_echoed(self):
         c, data, applied, _ = fresh()
         ok, obj = reply(c.handle(b'{"id": 7, "mode": "v1g"}', 0))
         self.assertTrue(ok)
-        self.assertEqual(obj, {"id": 7, "result": "accepted", "applied": {"mode": "v1g"}})
+        self.assertEqual(obj, {"id": 7, "result": "accepted", "applied": {"mode": "v1g"},
+                               "at_restart": []})
         self.assertEqual(data["control"]["mode"], "v1g")
         self.assertEqual(applied, [[("control", "mode", "v1g")]])
 

@@ -6,7 +6,8 @@ import unittest
 
 from ctl_rig import Rig
 from gateway import control as C
-from gateway.plan import PlanConfigError, Planner
+from gateway.plan import Planner
+from gateway.schema import ConfigError
 from gateway.tariff import EPOCH_2000, Tariff
 
 H = 3600
@@ -115,11 +116,11 @@ class Departure(unittest.TestCase):
         self.assertTrue(0 <= tod_s < 86400)
 
     def test_config_is_validated(self):
-        with self.assertRaises(PlanConfigError):
+        with self.assertRaises(ConfigError):
             Planner({"departure_min": 1440}, None)
-        with self.assertRaises(PlanConfigError):
+        with self.assertRaises(ConfigError):
             Planner({"grid_charge": 1}, None)
-        with self.assertRaises(PlanConfigError):
+        with self.assertRaises(ConfigError):
             Planner({"nope": 1}, None)
 
 
