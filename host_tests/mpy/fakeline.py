@@ -109,6 +109,8 @@ class RefChargerSlave:
         self.wrong_unit = 0
         self.exception = 0
         self.frozen = False  # the alive counter stops
+        self.drop_reply_w = None  # a setpoint write of this value (W) is applied, never answered
+        self.sp_log = [0] * 16  # the last setpoint values written (ring, by sp_writes)
         self.writes = 0
         self.hb_writes = 0
         self.sp_writes = 0
@@ -170,6 +172,8 @@ class RefChargerSlave:
         elif fn == 6:
             self._store(a, b, now)
             m = rtu.build_write_reply(o, unit, 6, a, b)
+            if a == 0 and self.drop_reply_w is not None and b == self.drop_reply_w & 0xFFFF:
+                return 0  # applied, but the reply is lost
         elif fn == 16:
             j = 7
             for i in range(b):
@@ -195,6 +199,7 @@ class RefChargerSlave:
         if reg == 3:
             self.hb_writes += 1
         if reg == 0:
+            self.sp_log[self.sp_writes & 15] = v - 0x10000 if v & 0x8000 else v
             self.sp_writes += 1
 
     def reboot(self):

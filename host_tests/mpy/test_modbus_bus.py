@@ -210,6 +210,43 @@ class Stop(unittest.TestCase):
         self.assertTrue(worst <= 60, f"stop acknowledged after {worst} ms")
 
 
+class StopDuringRetry(unittest.TestCase):
+    """Issue 15 item 3: a stop must not wait behind the retries of a setpoint write whose reply
+    is lost, and no stale setpoint may reach the charger after the stop."""
+
+    def check(self, timeout_ms, delay_ms):
+        r = make(bus_cfg={"timeout_ms": timeout_ms, "retries": 2})
+        r.sp.ev_session = True
+        run(r.bus, r.clock, 1500)
+        r.slave.drop_reply_w = -3000  # the charger applies -3000 W; its reply is lost
+        r.sp.ev_w = -3000
+        req = r.bus.req
+        while not (r.bus._busy and req.fn == rtu.FC_WRITE_SINGLE and req.values[0] == 0x10000 - 3000):
+            run(r.bus, r.clock, 1)
+        run(r.bus, r.clock, delay_ms)  # the stop lands in the first attempt or in a retry
+        t0 = r.clock.now_ms()
+        n0 = r.slave.sp_writes
+        r.bus.submit_stop(t0)
+        r.sp.ev_w = 0  # the app zeroes the setpoints with the stop
+        while r.bus.stop_state != STOP_CONFIRMED:
+            run(r.bus, r.clock, 1)
+            self.assertTrue(r.clock.now_ms() - t0 < 10000, "stop never confirmed")
+        run(r.bus, r.clock, 500)
+        after = [r.slave.sp_log[k & 15] for k in range(n0, r.slave.sp_writes)]
+        self.assertEqual(after[0], 0, "the first setpoint after the stop is the stop")
+        self.assertEqual([w for w in after if w != 0], [], "stale setpoint after the stop")
+        self.assertEqual(r.slave.hr[0], 0)
+        return r.drv.stop_ack_ms - t0
+
+    def test_stop_preempts_the_retries(self):
+        worst = 0
+        for timeout_ms in (200, 1000):
+            for delay_ms in (0, 5, 30, timeout_ms // 2, timeout_ms + 20, 2 * timeout_ms + 40):
+                worst = max(worst, self.check(timeout_ms, delay_ms))
+        # reply window of the pre-empted write + t3.5 + the stop write and its reply, at 9600
+        self.assertTrue(worst <= 120, f"stop acknowledged after {worst} ms")
+
+
 class NoAllocation(unittest.TestCase):
     def test_bus_steps_allocate_nothing(self):
         import micropython
