@@ -154,6 +154,25 @@ class Health(unittest.TestCase):
         self.assertFalse(r.drv.stale)
         self.assertTrue(r.rec.online)
 
+    def test_frozen_device_stays_stale_across_the_wrap(self):
+        # Issue 15 item 5: the alive counter's age saturates; ticks_diff alone reads it as the
+        # future from day 6.2 and as fresh again from day 12.4. Two weeks in one-hour hops
+        # (the bus works 50 ms in each), the ms tick wrapping on day 1.
+        r = make(start_us=(TICKS_MAX - 86400000) * 1000, max_age_ms=2000)
+        run(r.bus, r.clock, 1500)
+        self.assertTrue(r.rec.online)
+        r.slave.frozen = True
+        run(r.bus, r.clock, 3500)
+        self.assertTrue(r.drv.stale)
+        for hour in range(14 * 24):
+            r.clock.us += 3600 * 1000000
+            run(r.bus, r.clock, 50)
+            self.assertTrue(r.drv.stale, "fresh again after %d h" % hour)
+            self.assertFalse(r.rec.online, "online again after %d h" % hour)
+        r.slave.frozen = False  # it recovers: the counter moves again
+        run(r.bus, r.clock, 12000)
+        self.assertTrue(r.rec.online)
+
     def test_error_kinds_are_counted(self):
         r = make(bus_cfg={"offline_after": 50})
         run(r.bus, r.clock, 1000)

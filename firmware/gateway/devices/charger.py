@@ -4,7 +4,7 @@
 # the project defines this one; a real charger gets its own PROFILE with its own addresses.
 # The profile is data; the driver below only moves values between register images and the
 # Charger record, and turns Setpoints into writes.
-from gateway.clock import ticks_diff
+from gateway.clock import saturate_age, ticks_diff
 from gateway.devices.base import COMMON_SCHEMA, TAG_CMD, Driver, s16
 from gateway.modbus.rtu import FC_READ_INPUT
 from micropython import const
@@ -91,6 +91,12 @@ class RefCharger(Driver):
         for k in ir:
             self._i[k] = loc(FC_READ_INPUT, ir[k])[1]
 
+    def tick(self, now_ms):
+        # the alive counter's age, judged every tick too: days without a reply (offline) must
+        # not let a frozen counter read as fresh when the device answers again
+        self._alive_ms = saturate_age(now_ms, self._alive_ms, self.cfg["max_age_ms"])
+        super().tick(now_ms)
+
     # ---- registers -> record -----------------------------------------------------------------
 
     def decode(self, block, now_ms):
@@ -123,6 +129,7 @@ class RefCharger(Driver):
                 self._alive = a
                 self._alive_ms = now_ms
             # answering with a frozen alive counter: a hung controller, its data is stale
+            self._alive_ms = saturate_age(now_ms, self._alive_ms, self.cfg["max_age_ms"])
             self.stale = ticks_diff(now_ms, self._alive_ms) > self.cfg["max_age_ms"]
             rec.min_w = img[i["min_w"]]
             rec.max_charge_w = img[i["max_charge_w"]]

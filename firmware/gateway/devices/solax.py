@@ -13,7 +13,7 @@
 # target is the inverter's AC intake (+) = battery charge - PV. Its duration (0x82) is the
 # revert timer: when it runs out the inverter returns to its own self-use mode. Not stored in
 # EEPROM, so it is refreshed at a third of the duration; an inverter reboot also ends it.
-from gateway.clock import ticks_diff
+from gateway.clock import saturate_age, ticks_diff
 from gateway.devices.base import COMMON_SCHEMA, Driver, s16
 from gateway.modbus.rtu import FC_READ_HOLDING, FC_READ_INPUT
 from micropython import const
@@ -68,6 +68,12 @@ class SolaxHybrid(Driver):
         self._remote_ok = False
         self._remote_ms = 0
         self._p_pending = 0
+
+    def tick(self, now_ms):
+        # age of the last export-limit write: after days without one a raise must not wait
+        # another 6 days (ticks_diff reads older stamps as the future)
+        self._exp_ms = saturate_age(now_ms, self._exp_ms, self.cfg["export_min_ms"])
+        super().tick(now_ms)
 
     # ---- registers -> record -----------------------------------------------------------------
 
