@@ -229,6 +229,39 @@ class Stop(unittest.TestCase):
         self.assertTrue(worst <= 60, f"stop acknowledged after {worst} ms")
 
 
+class StopConfirmedByPower(unittest.TestCase):
+    """Issue 15 item 4: the charger's stop is confirmed by what it does (its measured power),
+    not by reading back the setpoint that was just written."""
+
+    def test_not_confirmed_while_power_still_flows(self):
+        r = make(poll_ms=100)
+        r.sp.ev_w = -3000
+        r.sp.ev_session = True
+        run(r.bus, r.clock, 1500)
+        self.assertEqual(r.rec.power_w, -3000)
+        r.slave.stuck_power_w = -3000  # 0 W accepted, the power has not followed yet
+        r.bus.submit_stop(r.clock.now_ms())
+        run(r.bus, r.clock, 2000)
+        self.assertTrue(r.drv.stop_acked)
+        self.assertEqual(r.slave.ir[3], 0, "setpoint in effect read back at 0")
+        self.assertEqual(r.bus.stop_state, STOP_PENDING, "confirmed while still discharging")
+        r.slave.stuck_power_w = -60  # within the tolerance (100 W) of 0 W
+        run(r.bus, r.clock, 300)
+        self.assertEqual(r.bus.stop_state, STOP_CONFIRMED)
+
+    def test_no_session_confirms_whatever_the_meter_shows(self):
+        r = make(poll_ms=100)
+        r.sp.ev_w = 2000
+        r.sp.ev_session = True
+        run(r.bus, r.clock, 1500)
+        r.slave.stuck_power_w = 400  # meter offset
+        r.slave.hr[1] = 0  # the session is closed: contactors open (state 1, idle)
+        r.slave.ir[0] = 1
+        r.bus.submit_stop(r.clock.now_ms())
+        run(r.bus, r.clock, 300)
+        self.assertEqual(r.bus.stop_state, STOP_CONFIRMED)
+
+
 class StopDuringRetry(unittest.TestCase):
     """Issue 15 item 3: a stop must not wait behind the retries of a setpoint write whose reply
     is lost, and no stale setpoint may reach the charger after the stop."""
