@@ -20,7 +20,7 @@
 from micropython import const
 
 from gateway.clock import saturate_age, ticks_diff
-from gateway.model import Permits
+from gateway.model import GRID_DOWN, GRID_UNKNOWN, GRID_UP, Permits
 from gateway.safety_cfg import (  # noqa: F401 - re-exported for the config/MQTT layers
     PROFILES,
     READ_ONLY,
@@ -254,6 +254,11 @@ class Safety:
         self._c_t = saturate_age(now_ms, self._c_t, self._c_stable_ms)
         c_stable = ticks_diff(now_ms, self._c_t) >= self._c_stable_ms
         self._judge(now_ms, dt, pos != CONTACT_GRID or edge, c_stable)
+        p = self.permits
+        if pos == CONTACT_ISLAND:
+            p.grid = GRID_DOWN  # the transfer switch isolates the house
+        elif pos != CONTACT_GRID and p.grid == GRID_UP:
+            p.grid = GRID_UNKNOWN  # the contact cannot tell
         if gap:
             self._blk = REASON_TICK_GAP
             self._hold = REASON_TICK_GAP
@@ -301,16 +306,28 @@ class Safety:
                         hold = w
         if r and not blk:
             blk = r
+        # the grid as this tick judges it (Permits.grid, for telemetry and the console)
+        if r == REASON_V_LOSS or (r and not bits & EV_METER):
+            grid = GRID_DOWN
+        elif r:
+            grid = GRID_UNKNOWN  # no usable meter window
+        else:
+            grid = GRID_UP
         r = self._device(now, self.charger, 1, REASON_CHARGER_OFFLINE, REASON_CHARGER_GRID)
         if r:
             bits |= EV_CHARGER
             if not blk:
                 blk = r
+            if r == REASON_CHARGER_GRID:
+                grid = GRID_DOWN
         r = self._device(now, self.inverter, 2, REASON_INVERTER_OFFLINE, REASON_INVERTER_GRID)
         if r:
             bits |= EV_INVERTER
             if not blk:
                 blk = r
+            if r == REASON_INVERTER_GRID:
+                grid = GRID_DOWN
+        self.permits.grid = grid
         self._blk = blk
         self._hold = blk if blk else hold
         self.evidence = bits

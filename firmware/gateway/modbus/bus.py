@@ -183,10 +183,10 @@ class _Adhoc:
 
 class Bus:
     def __init__(self, uart, cfg=None, clock=None):
-        self.cfg = c = settings(SCHEMA, cfg, "modbus")
+        self.cfg = c = settings(SCHEMA, cfg, "bus")
         for k in ("baud", "parity", "stop"):  # the board file configures the UART itself
             if cfg and k in cfg and cfg[k] != getattr(uart, k):
-                raise ConfigError(f"modbus.{k}: {cfg[k]!r} but the UART is set to "
+                raise ConfigError(f"bus.{k}: {cfg[k]!r} but the UART is set to "
                                   f"{getattr(uart, k)!r} (board file)")
         self.link = Link(uart, c["char_timeout_ms"], c["preempt_ms"])
         self.clock = clock
@@ -210,6 +210,7 @@ class Bus:
         self.retries = 0
         self.preempted = 0  # requests withdrawn or given up for a stop
         self.adhoc_dropped = 0  # one-off writes dropped because a stop came before they went out
+        self.stops = 0  # submit_stop() calls
         self.exceptions = 0  # firmware exceptions caught by run() (should stay 0)
         self.busy_us_max = 0  # longest transaction, request start to outcome
         self.step_us_max = 0  # longest single step() in run(): how long the bus holds the loop
@@ -227,6 +228,7 @@ class Bus:
         reads them back. Latches `hold` until release_stop(). The safety task escalates when
         stop_state is still STOP_PENDING 1 s after stop_req_ms."""
         self.hold = True
+        self.stops += 1
         self.stop_req_ms = now_ms
         self.stop_state = STOP_PENDING
         for d in self.devices:
@@ -373,15 +375,12 @@ class Bus:
     def adhoc_regs(self):
         return self._adhoc.regs
 
-    async def read(self, unit, fn, start, count):
-        """Read registers; raises the typed rtu exceptions. Allocates (a list)."""
-        rtu.check(await self.transact(unit, fn, start, count), unit, fn)
-        return list(self._adhoc.regs[:count])
-
-    async def write(self, unit, start, values):
-        """Write registers with 06 (one value) or 16; raises the typed rtu exceptions."""
-        fn = rtu.FC_WRITE_SINGLE if len(values) == 1 else rtu.FC_WRITE_MULTIPLE
-        rtu.check(await self.transact(unit, fn, start, len(values), values), unit, fn)
+    def stats(self):
+        """The bus counters for the console and telemetry (a new dict: not for the loop)."""
+        return {"transactions": self.transactions, "errors": self.errors,
+                "retries": self.retries, "stops": self.stops, "stop_state": self.stop_state,
+                "exceptions": self.exceptions, "busy_us_max": self.busy_us_max,
+                "step_us_max": self.step_us_max}
 
     # ---- the task --------------------------------------------------------------------------
 
