@@ -16,6 +16,13 @@ pytestmark = pytest.mark.skipif(shutil.which("socat") is None, reason="socat not
 STOP_CONFIRMED = 2
 
 
+def confirmed(fw, tries=10):
+    for _ in range(tries):
+        if fw.cmd("run", ms=300)["stop_state"] == STOP_CONFIRMED:
+            return True
+    return False
+
+
 def test_charger_stop_waits_for_its_power():
     st = PlantState(ev_power_w=-3000)
     st.autonomous = False  # the power stays where the test puts it
@@ -24,12 +31,11 @@ def test_charger_stop_waits_for_its_power():
             FirmwareBus(sb.fw_path, 19200, devices=[dev]) as fw:
         fw.cmd("setpoints", ev_w=-3000, ev_session=True)
         assert fw.cmd("run", ms=2500)["devices"]["ev"]["rec"]["online"]
-        stop = fw.cmd("stop", max_ms=1500)
+        stop = fw.cmd("stop", max_ms=3000)  # generous: the host is shared
         assert stop["ack_ms"]["ev"] >= 0 and st.ev_setpoint_w == 0  # 0 W written and in effect
         assert stop["confirmed_ms"] == -1, "confirmed while the charger still discharges"
         st.ev_power_w = -40  # it follows: within the 100 W tolerance
-        snap = fw.cmd("run", ms=600)
-        assert snap["stop_state"] == STOP_CONFIRMED
+        assert confirmed(fw)
         assert fw.close() == 0
 
 
@@ -41,10 +47,9 @@ def test_solax_stop_waits_for_its_feed_in():
             FirmwareBus(sb.fw_path, 19200, devices=[dev]) as fw:
         fw.cmd("setpoints", export_limit_w=4000)
         assert fw.cmd("run", ms=3500)["devices"]["hyb"]["rec"]["online"]
-        stop = fw.cmd("stop", max_ms=1500)
+        stop = fw.cmd("stop", max_ms=3000)  # generous: the host is shared
         assert stop["ack_ms"]["hyb"] >= 0 and st.inv_export_limit_w == 0
         assert stop["confirmed_ms"] == -1, "confirmed while 4300 W still flow out"
         st.inv_ac_w = 600  # curtailed: 100 W imported
-        snap = fw.cmd("run", ms=600)
-        assert snap["stop_state"] == STOP_CONFIRMED
+        assert confirmed(fw)
         assert fw.close() == 0
