@@ -120,7 +120,7 @@ def _meters(ctx, args):
             _yn(m.valid), m.seq, _age(now, m, m.valid), m.flags),
         "grid %+d W   house %d W" % (m.grid_w, m.house_w),
         "voltage %d.%03d V   frequency %d.%03d Hz   rocof %d mHz/s" % (
-            m.v_mv // 1000, m.v_mv % 1000, m.f_mhz // 1000, m.f_mhz % 1000, m.rocof_mhz_s),
+            m.v_mv // 1000, m.v_mv % 1000, m.f_millihz // 1000, m.f_millihz % 1000, m.rocof_mhz_s),
         ph,
     )
 

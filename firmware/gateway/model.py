@@ -22,7 +22,7 @@ class Meter:
         self.grid_w = 0  # + import, sum of phases
         self.house_w = 0  # household consumption CT (without the car), when fitted
         self.v_mv = 0  # rms voltage of the reference phase, mV
-        self.f_mhz = 0  # mains frequency, mHz
+        self.f_millihz = 0  # mains frequency, millihertz (50 Hz = 50000)
         self.rocof_mhz_s = 0  # rate of change of frequency, mHz/s
         self.flags = 0  # metering.FLAG_* bits (no_voltage, ct_open, clipped, ...)
         self.ph_w = [0] * PHASES  # per-phase signed power where measured

@@ -289,17 +289,17 @@ class Safety:
             r = REASON_METER_STALE
         elif m.flags & self._flag_mask:
             r = REASON_METER_FLAGS
-        elif m.v_mv < g.v_loss_mv or m.f_mhz <= 0:
+        elif m.v_mv < g.v_loss_mv or m.f_millihz <= 0:
             r = REASON_V_LOSS  # never "in window" without a voltage
         if r:
             g.reset()
             bits |= EV_METER
         else:
-            r = g.update(now, dt, m.v_mv, m.f_mhz, m.rocof_mhz_s)
+            r = g.update(now, dt, m.v_mv, m.f_millihz, m.rocof_mhz_s)
             if r:
                 bits |= _bit(r)
             else:
-                w = g.window(m.v_mv, m.f_mhz, m.rocof_mhz_s)
+                w = g.window(m.v_mv, m.f_millihz, m.rocof_mhz_s)
                 if w:
                     bits |= _bit(w)
                     if not hold:

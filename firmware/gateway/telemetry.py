@@ -40,7 +40,7 @@ _mem_free = getattr(gc, "mem_free", lambda: -1)  # CPython (host tests) has no m
 
 _KEYS = (
     "up_s", "grid_w", "house_w", "pv_w", "batt_w", "batt_soc", "ev_w", "ev_set_w", "ev_soc",
-    "plugged", "session", "ev_online", "inv_online", "v_mv", "f_mhz", "meter_ok", "meter_age_ms",
+    "plugged", "session", "ev_online", "inv_online", "v_mv", "f_millihz", "meter_ok", "meter_age_ms",
     "grid_up", "island", "export_ok", "discharge_ok", "charge_ok", "limit_w", "safety",
     "safety_code", "safety_reason", "reason", "reason_code", "mode", "soc_reserve_pct",
     "soc_max_pct", "import_wh", "export_wh", "ev_in_wh", "ev_out_wh", "pv_wh", "charger_starts",
@@ -164,7 +164,7 @@ class Telemetry:
         return _TPL % (
             self._up_s, m.grid_w, m.house_w, inv.pv_w, inv.batt_w, inv.batt_soc_pct, ch.power_w,
             sp.ev_w, ch.soc_pct, _j(ch.plugged), _j(ch.session), _j(ch.online), _j(inv.online),
-            m.v_mv, m.f_mhz, _j(m.valid), ticks_diff(now, m.t_ms) if m.valid else -1,
+            m.v_mv, m.f_millihz, _j(m.valid), ticks_diff(now, m.t_ms) if m.valid else -1,
             _j(self._grid_up()), _j(p.island), _j(p.export), _j(p.discharge), _j(p.charge),
             p.limit_w, _j(name_of(c.state_names, p.state)), p.state,
             _j(name_of(c.safety_reasons, p.reason)), _j(name_of(c.control_reasons, sp.reason)),

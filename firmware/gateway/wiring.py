@@ -1,13 +1,17 @@
 # Boot: board, configuration, the gateway, and the services around it.
 #
-# Order matters: the board is opened and its interlock de-energised before the
-# configuration is even read; a broken board file stops here with a clear
-# message; a broken configuration means defaults and a latched fault, never a
-# half-applied mix (gateway.config).
+# build() is the one place a gateway is assembled (main(), the simulator and the
+# tests all use it; docs/architecture.md). Order matters: the board is opened and
+# its interlock de-energised before the configuration is even read; a broken
+# board file stops here with a clear message; a broken configuration means
+# defaults and a latched fault, never a half-applied mix (gateway.config); a
+# missing or mismatched RS-485 UART means no bus (export stays blocked), never an
+# aborted boot.
 # Environment (unix port; on the board the defaults are files on flash):
 #   GATEWAY_BOARD       board file (default boards/sim.json on the host, /board.json on flash)
 #   GATEWAY_CONFIG      configuration file (default config.json in the board's storage)
 #   GATEWAY_DURATION_S  stop cleanly after this many seconds (default: run until stopped)
+#   GATEWAY_CONSOLE     "0": no serial console (e.g. when stdin is not a terminal)
 import gc
 import os
 import sys
@@ -126,7 +130,6 @@ def build(board, config=None, out=print, client=None, console=None):
     from gateway.log import Log
     from gateway.model import View
 
-    pre = None
     if config is None or isinstance(config, str):
         pre = Log(40, board.clock)  # the config is read before the gateway (and its log)
         config = build_config(board, pre, path=config)

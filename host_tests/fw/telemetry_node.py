@@ -50,7 +50,7 @@ async def control_standin(ctx):
         m.grid_w = 20 * tri - 1000
         m.house_w = 800 + 5 * tri
         m.v_mv = 230000 + tri
-        m.f_mhz = 50000 - tri
+        m.f_millihz = 50000 - tri
         m.valid = True
         m.t_ms = ch.t_ms = inv.t_ms = now
         m.seq += 1

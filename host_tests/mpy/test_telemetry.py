@@ -45,7 +45,7 @@ class State(unittest.TestCase):
         t = gw.telemetry
         clock = gw.clock
         m, ch, inv, p, sp = gw.meter, gw.charger, gw.inverter, gw.permits, gw.setpoints
-        m.valid, m.grid_w, m.v_mv, m.f_mhz, m.t_ms = True, -1234, 231500, 49980, clock.t
+        m.valid, m.grid_w, m.v_mv, m.f_millihz, m.t_ms = True, -1234, 231500, 49980, clock.t
         ch.plugged, ch.soc_pct, ch.power_w = True, 57, -1500
         inv.pv_w, inv.batt_soc_pct = 4200, 80
         p.state, p.reason, p.island, p.export = 3, 3, True, False
@@ -76,7 +76,7 @@ class State(unittest.TestCase):
             m, ch, inv = gw.meter, gw.charger, gw.inverter
             clock.advance(20)
             now = clock.now_ms()
-            m.valid, m.v_mv, m.f_mhz, m.t_ms = valid, v_mv, 50000, now
+            m.valid, m.v_mv, m.f_millihz, m.t_ms = valid, v_mv, 50000, now
             ch.online = inv.online = True
             ch.t_ms = inv.t_ms = now
             gw.safety.tick(now, contact)

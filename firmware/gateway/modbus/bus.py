@@ -19,9 +19,10 @@
 # step() is pure (time comes in) and allocates nothing after warm-up; run() is the asyncio task.
 from array import array
 
+import asyncio
 from micropython import const
 
-from gateway.clock import TICKS_MAX, ticks_add, ticks_diff
+from gateway.clock import TICKS_MAX, Clock, ticks_add, ticks_diff
 from gateway.modbus import rtu
 from gateway.modbus.link import Link
 from gateway.modbus.settings import ConfigError, settings
@@ -353,8 +354,6 @@ class Bus:
     async def transact(self, unit, fn, start, count, values=None):
         """Queue one request at COMMAND level and wait for it; returns the rtu status.
         Read results are in bus.adhoc_regs until the next one-off request."""
-        import asyncio
-
         a = self._adhoc
         while a.pending:
             await asyncio.sleep_ms(1)
@@ -386,14 +385,11 @@ class Bus:
 
     async def run(self):
         """The bus task: never blocks the loop longer than one step (no busy waits)."""
-        import asyncio
         import sys
         import time
 
         clock = self.clock
         if clock is None:
-            from gateway.clock import Clock
-
             clock = self.clock = Clock()
         while True:
             t0 = time.ticks_us()
