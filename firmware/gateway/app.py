@@ -173,9 +173,11 @@ class Gateway:
             await asyncio.sleep_ms(period)
 
     def request_stop(self, seq):
-        """Top-priority stop to every device (charger discharge 0, export limit 0)."""
+        """Top-priority stop to every device: every power setpoint 0 (car, home battery,
+        export limit); the bus holds its devices there until the stop is released."""
         sp = self.setpoints
         sp.ev_w = 0
+        sp.batt_w = 0
         sp.export_limit_w = 0
         self._stop_seq = seq
         b = self.bus

@@ -19,7 +19,7 @@
 # counts as island and only exactly CONTACT_GRID as grid; anything else blocks.
 from micropython import const
 
-from gateway.clock import ticks_add, ticks_diff
+from gateway.clock import saturate_age, ticks_diff
 from gateway.model import GRID_DOWN, GRID_UNKNOWN, GRID_UP, Permits
 from gateway.safety_cfg import (  # noqa: F401 - re-exported for the config/MQTT layers
     LIVE,
@@ -252,9 +252,8 @@ class Safety:
         if pos != self._c_level or first or gap:  # the stable window starts here
             self._c_level = pos
             self._c_t = now_ms
+        self._c_t = saturate_age(now_ms, self._c_t, self._c_stable_ms)
         c_stable = ticks_diff(now_ms, self._c_t) >= self._c_stable_ms
-        if c_stable:
-            self._c_t = ticks_add(now_ms, -self._c_stable_ms)  # saturate
         self._judge(now_ms, dt, pos != CONTACT_GRID or edge, c_stable)
         p = self.permits
         if pos == CONTACT_ISLAND:
@@ -347,9 +346,11 @@ class Safety:
         if t != self._seen_t[i]:
             self._seen_t[i] = t
             self._seen_at[i] = now
-        elif ticks_diff(now, self._seen_at[i]) > limit:
-            self._seen_at[i] = ticks_add(now, -limit - 1)  # saturate: stays stale
-            return True
+        else:
+            s = saturate_age(now, self._seen_at[i], limit)
+            self._seen_at[i] = s
+            if ticks_diff(now, s) > limit:
+                return True
         a = ticks_diff(now, t)
         return a > limit or a < -limit
 
@@ -401,9 +402,9 @@ class Safety:
         if not self._ok:
             self._ok = True
             self._ok_t = now
+        self._ok_t = saturate_age(now, self._ok_t, self._reconnect_ms)
         done = ticks_diff(now, self._ok_t) >= self._reconnect_ms
         if done:
-            self._ok_t = ticks_add(now, -self._reconnect_ms)  # saturate
             if not self.stop_needed:
                 self.state = STATE_NORMAL
                 self._released = True
