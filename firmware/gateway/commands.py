@@ -22,7 +22,7 @@
 # ESP32's 2**30 ms ticks) counts as "long ago", never as "just now".
 import json
 
-from gateway.clock import ticks_diff
+from gateway.clock import saturate_age, ticks_diff
 from gateway.schema import ConfigError, check, check_changes
 from micropython import const
 
@@ -32,16 +32,6 @@ SCHEMA = {
     "stop_burst": (5, 1, 50),  # "stop now" commands back to back (their own budget)
     "stop_interval_ms": (1000, 100, 60000),  # then one more per interval
 }
-_AGE_MAX = const(0x1FFFFFFF)  # ms: "at least this long ago" (half the tick window)
-
-
-def _age(now_ms, t_ms):
-    """ms since t_ms, saturating: ticks only go forward, so a negative difference
-    means more than 2**29 ms passed (the wrap), never a fresh time stamp."""
-    d = ticks_diff(now_ms, t_ms)
-    return d if d >= 0 else _AGE_MAX
-
-
 LIVE = tuple(SCHEMA)  # read from the live section at each command
 
 MAX_PAYLOAD = const(256)  # bytes
@@ -111,7 +101,9 @@ class Commands:
     def _refill(self, b, now_ms, burst, iv):
         cap = burst * iv
         if b[1] is not None:
-            el = _age(now_ms, b[1])
+            # the one saturating age (gateway.clock): a stamp from before the 2**30 ms
+            # tick wrap reads as "long ago", never as fresh (cap < 2**29)
+            el = ticks_diff(now_ms, saturate_age(now_ms, b[1], cap))
             b[0] = b[0] + el if el < cap - b[0] else cap
             b[1] = now_ms
         if b[0] >= cap:
