@@ -4,6 +4,8 @@
 # powers <= 100 kW, ramps <= 50 kW/s, times <= 2**28 ms (~3 days, half the tick window).
 from micropython import const
 
+from gateway.schema import default as schema_default
+
 MODE_AUTO = const(0)  # charge from surplus, discharge to cover load (V2H)
 MODE_V1G = const(1)  # charge from surplus only
 MODE_OFF = const(2)  # car at 0 W, session closed
@@ -60,7 +62,7 @@ def make_config(cfg=None):
     out = {}
     for key, spec in SCHEMA.items():
         default, lo, hi = spec
-        v = default if cfg is None or key not in cfg else cfg[key]
+        v = schema_default(spec) if cfg is None or key not in cfg else cfg[key]
         if isinstance(lo, tuple):
             if v not in lo:
                 raise ControlConfigError(f"control.{key}: {v!r} not one of {lo}")

@@ -36,12 +36,12 @@ def wall_s(offset_min):
 
 
 def make_config(cfg=None):
-    from gateway.schema import ConfigError, check
+    from gateway.schema import ConfigError, check, default
 
     out = {}
     for k, spec in SCHEMA.items():
         try:
-            out[k] = spec[0] if cfg is None or k not in cfg else check("plan." + k, cfg[k], spec)
+            out[k] = default(spec) if cfg is None or k not in cfg else check("plan." + k, cfg[k], spec)
         except ConfigError as e:
             raise PlanConfigError(str(e))
     for k in cfg or ():

@@ -9,6 +9,8 @@
 # between the European and the IEEE 1547 settings and any single value can
 # still be overridden. Sources and the [U] marks are in docs/safety.md.
 
+from gateway.schema import default as schema_default
+
 _P = -1  # "from the profile"
 
 # profile -> effective values of the keys that default to -1
@@ -125,8 +127,8 @@ def validate(cfg=None):
         if k not in SCHEMA:
             raise _err(k, "unknown key")
     c = {}
-    for k in SCHEMA:
-        v = cfg[k] if k in cfg else SCHEMA[k][0]
+    for k, spec in SCHEMA.items():
+        v = cfg[k] if k in cfg else schema_default(spec)  # a small int, even when frozen
         _check(k, v)
         c[k] = v
     prof = PROFILES[c["profile"]]

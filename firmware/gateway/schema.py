@@ -97,8 +97,20 @@ def parse_text(name, text, spec):
     return check(name, v, spec)
 
 
+def default(spec):
+    """The default of a spec as a value the hot paths can compute with for free.
+
+    Rule for every place a default is materialised: take it through here. Frozen into
+    an image (as production runs), an int outside +-8191 in a constant tuple, such as a
+    spec, is a long object; arithmetic on it then allocates on every use (a safety tick,
+    a control step). `+ 0` gives back the small int (to +-2**30 on an ESP32).
+    """
+    v = spec[0]
+    return v + 0 if type(v) is int else v
+
+
 def defaults(schemas):
-    return {sec: {k: spec[0] for k, spec in sch.items()} for sec, sch in schemas.items()}
+    return {sec: {k: default(spec) for k, spec in sch.items()} for sec, sch in schemas.items()}
 
 
 def merge(schemas, obj, warnings, secrets=False):

@@ -3,6 +3,7 @@
 # Ints: lo/hi are bounds. Choices: (default, (a, b, ...), None). Bools and strings:
 # (default, None, None). Unknown keys are errors (a typo must not silently use a default).
 # Runs once at start-up; allocation is fine here.
+from gateway.schema import default as _default
 
 
 class ConfigError(ValueError):
@@ -17,7 +18,7 @@ def settings(schema, cfg, section):
             raise ConfigError(f"{section}.{key}: unknown setting")
     for key, spec in schema.items():
         default, lo, hi = spec
-        v = cfg.get(key, default)
+        v = cfg[key] if key in cfg else _default(spec)  # a small int, even when frozen
         if isinstance(lo, tuple):
             if v not in lo:
                 raise ConfigError(f"{section}.{key}: {v!r} is not one of {lo!r}")
