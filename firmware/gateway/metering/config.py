@@ -39,6 +39,9 @@ CHANNEL_SCHEMA = {
 MAX_CHANNELS = 6
 
 
+from gateway.schema import default as schema_default  # noqa: E402 - after the schemas
+
+
 class ConfigError(ValueError):
     pass
 
@@ -53,8 +56,9 @@ def check(d, schema, where):
     for key in d:
         if key not in schema:
             raise ConfigError("%s.%s: unknown key" % (where, key))
-    for key, (default, lo, hi) in schema.items():
-        v = d.get(key, default)
+    for key, spec in schema.items():
+        default, lo, hi = spec
+        v = d[key] if key in d else schema_default(spec)  # a small int, even when frozen
         name = "%s.%s" % (where, key)
         if isinstance(default, bool):
             if not isinstance(v, bool):
