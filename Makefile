@@ -15,6 +15,7 @@ PORT ?=
 BOARD ?=
 FIRMWARE ?=
 CONFIG ?=
+RUNTIME ?=
 
 .PHONY: setup test test-host test-mpy test-esp32like esp32like-tier lint sizes sim build deploy \
 	console flash bench clean
@@ -47,7 +48,7 @@ sizes: setup
 
 sim: setup
 	@tools/sim $(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(START),--start $(START)) \
-		$(if $(DURATION),--duration $(DURATION))
+		$(if $(DURATION),--duration $(DURATION)) $(if $(RUNTIME),--runtime $(RUNTIME))
 
 build: setup
 	@tools/build
