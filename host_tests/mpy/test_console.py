@@ -21,7 +21,9 @@ def gateway(busy=False):
             os.mkdir(p)
         except OSError:
             pass
-    for f in ("config.json", "secrets.json"):
+    # .tmp and .bak too: the config store falls back to them, and both runtimes' tiers
+    # (and earlier runs) share this folder
+    for f in ("config.json", "config.json.tmp", "config.json.bak", "secrets.json"):
         try:
             os.remove(_DIR + "/" + f)
         except OSError:
