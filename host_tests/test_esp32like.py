@@ -47,3 +47,22 @@ def test_a_passing_firmware_test_passes_the_tier(tmp_path):
     p = _run_tests(tmp_path, "self.assertEqual(1 + 1, 2)")
     assert p.returncode == 0, p.stdout + p.stderr
     assert "1 passed, 0 failed" in p.stdout
+
+
+def test_live_firmware_on_the_esp32like_runtime_reports_its_heap():
+    from gwhost.scenario import load
+    from gwhost.simlive import LiveRun
+
+    run = LiveRun(load(os.path.join(paths.ROOT, "scenarios", "tour.json")), 0, 20, warmup_s=0,
+                  runtime="esp32like")
+    m = run.run()
+    log = "\n".join(run.fw_lines)
+    assert m["runtime"] == "esp32like"
+    assert m["heapsize_bytes"] == 110 * 1024
+    assert m["firmware_exceptions"] == 0 and "MemoryError" not in log, log[-2000:]
+    assert m["island_export_wh"] == 0
+    # the frozen firmware's live data fits the board's heap, with room to spare
+    assert 0 < m["heap_peak_bytes"] < m["heapsize_bytes"]
+    assert 0 < m["heap_min_free_bytes"] < m["heapsize_bytes"]
+    assert 0 < m["largest_free_block_bytes"] < m["heapsize_bytes"]
+    assert any(r["heap_bytes"] for r in run.trace), "no live heap in the trace"
