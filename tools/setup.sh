@@ -38,7 +38,7 @@ esp32like() {
   local st=build/esp32like/stamp src
   src=$(cd "$MPY_DIR" 2>/dev/null && pwd) || { echo "setup: MPY_DIR=$MPY_DIR: no such folder" >&2; exit 1; }
   if [ -x build/esp32like/micropython ] && [ -f "$st" ] && [ "$(sed -n 3p "$st")" = "$src" ] &&
-     [ -z "$(find firmware tools/gwhost/esp32like.py -newer "$st" -print -quit)" ]; then
+     [ -z "$(find firmware tools/gwhost/esp32like.py "$src/py/mpconfig.h" -newer "$st" -print -quit 2>/dev/null)" ]; then
     return 0
   fi
   if ! dpkg-query -W -f='${Status}' gcc-multilib 2>/dev/null | grep -q "ok installed"; then
