@@ -41,6 +41,9 @@ def collect(targets):
 
 
 HEAP_DIRECTIVE = re.compile(r"^# mpytest: heap=(\d+k)\b", re.M)
+# On the ESP32-like runtime every file runs at the board's 110 KB, unless it names why it
+# cannot (`# mpytest: esp32like-heap=200k (reason)`); the run lists those files.
+ESP32LIKE_DIRECTIVE = re.compile(r"^# mpytest: esp32like-heap=(\d+k)\b", re.M)
 
 
 def file_heap(path, default):
@@ -66,8 +69,13 @@ class Runtime:
             self.frozen = False
 
     def heap(self, path, default):
-        # Frozen firmware keeps its bytecode in flash: every file gets the board's heap.
-        return default if self.frozen else file_heap(path, default)
+        # Frozen firmware keeps its bytecode in flash: every file gets the board's heap,
+        # unless it says why it needs more (ESP32LIKE_DIRECTIVE).
+        if not self.frozen:
+            return file_heap(path, default)
+        with open(path) as f:
+            m = ESP32LIKE_DIRECTIVE.search(f.read(2000))
+        return m.group(1) if m else default
 
 
 def run_file(path, heap, timeout, rt):
