@@ -9,7 +9,8 @@ Two runtimes (--runtime):
 - unix64 (default): the PyPI unix port (64-bit words, double floats) with the firmware
   compiled to .mpy files in the heap (build/mpy-x64); a file may ask for a bigger heap.
 - esp32like: build/esp32like/micropython (32-bit words, float32, the firmware frozen;
-  gwhost.esp32like), every file at 110 KB. The runner lives outside any firmware tree, so
+  gwhost.esp32like), every file at 110 KB unless it says why not in an
+  `# mpytest: esp32like-heap=...` line. The runner lives outside any firmware tree, so
   only the frozen `gateway` package can be imported. `make test-esp32like`.
 
 Usage: tools/test-mpy [--runtime unix64|esp32like] [FILE_OR_DIR ...]   (default: host_tests/mpy)
