@@ -213,15 +213,26 @@ def richardson_day(h, date, rnd):
     """One day of richardsonpy's stochastic appliance and lighting model (1 min)."""
     import numpy as np
     import richardsonpy
+
+    # richardsonpy draws from the global generators: seed both from ours, and put them
+    # back afterwards (a library call must not change anyone else's random draws)
+    seed = rnd.randrange(2**31)
+    saved = random.getstate(), np.random.get_state()
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    try:
+        return _richardson_draw(h, date, np, richardsonpy)
+    finally:
+        random.setstate(saved[0])
+        np.random.set_state(saved[1])
+
+
+def _richardson_draw(h, date, np, richardsonpy):
     import richardsonpy.classes.appliance as app_model
     import richardsonpy.classes.lighting as light_model
     import richardsonpy.classes.occupancy as occ
     import richardsonpy.classes.stochastic_el_load_wrapper as wrapper
 
-    # richardsonpy draws from the global generators: seed both from ours
-    seed = rnd.randrange(2**31)
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
     weekday = date.isoweekday()  # 1..7 = Mon..Sun, as its initial_day
     inputs = os.path.join(os.path.dirname(richardsonpy.__file__), "inputs")
     o = occ.Occupancy(number_occupants=h["occupants"], initial_day=weekday, nb_days=1)
