@@ -145,7 +145,9 @@ class Controller:
         """Decide `out` (Setpoints) from this cycle's records; returns out.ev_w."""
         dt = self._tick(now_ms)
         out.t_ms = now_ms
-        out.export_limit_w = self.export_max_w if permits.export else 0
+        # the re-arm ramp (permits.limit_w) caps every setpoint: car, battery and export
+        lim = _clamp(permits.limit_w, 0, _CLAMP_W)
+        out.export_limit_w = min(self.export_max_w, lim) if permits.export else 0
         self.backup = False
         fresh = charger.online and ticks_diff(now_ms, charger.t_ms) <= self.dev_age_ms
         has_batt = inverter.has_battery and inverter.online and \
@@ -167,7 +169,6 @@ class Controller:
             self._close(now_ms)  # the car or the charger ended the session
             self.confirmed = False
         soc = charger.soc_pct
-        lim = _clamp(permits.limit_w, 0, _CLAMP_W)
         # 2. islanded: the charger forms the house grid, capped by the setpoint magnitude
         if permits.island:
             if car == 0 and permits.discharge and soc > self.reserve_pct and \
@@ -387,7 +388,9 @@ class Controller:
 
     def _batt(self, want, inv, permits):
         soc = inv.batt_soc_pct
-        cap = self.batt_max_w
+        cap = min(self.batt_max_w, _clamp(permits.limit_w, 0, _CLAMP_W))
+        if cap == 0:
+            return 0
         if want > 0 and soc < self.batt_max_pct:
             b = min(want, cap)
         elif want < 0 and soc > self.batt_min_pct and permits.discharge and permits.export:

@@ -174,7 +174,7 @@ class AcPv:
         t = t_ms / 1000.0
         for _, end in s.departures():
             if end > t:
-                if plant._win < 0 or s.plugged[plant._win][1] != end:
+                if plant.plugged_window < 0 or s.plugged[plant.plugged_window][1] != end:
                     return 0.0
                 mx = min(self.max_a * _V, s.ev_max_charge_w)
                 need = (s.departure_soc_pct - plant.ev_soc_pct) / 100.0 * s.ev_capacity_wh \

@@ -146,7 +146,7 @@ def main(argv=None):
 
         plot.plot_day(args.plot, sc, {n: rows[n] for n in asked})
     out = {"scenario": sc.name, "start_s": args.start, "duration_s": duration,
-           "controllers": {n: res[n] for n in asked}}
+           "safety": "firmware", "controllers": {n: res[n] for n in asked}}
     if not args.json:
         print(f"{sc.name}: {sc.description}")
         print(table(res, asked))

@@ -19,6 +19,9 @@ HEAP = "110k"
 # while a board runs it frozen in flash. So live runs get the ESP32's 110 KB for data plus
 # room for the code; heap_peak_bytes in the live metrics shows what was used.
 LIVE_HEAP = "512k"
+# The lockstep core (tools/mpycore/driver.py: Controller, Planner and Safety, their bytecode
+# in the heap as well): the ESP32's data heap plus room for that code.
+CORE_HEAP = "192k"
 
 
 def micropython_env(extra_path=(), source=False):
