@@ -73,6 +73,21 @@ def run_one(args):
     return name, rows, m
 
 
+def score(res, idle, bnd):
+    """effectiveness of every controller in `res` against the bound; returns the names
+    (with the value) of those above 1: a bug in the bench, never a good controller."""
+    ref = {"grid_import_wh": bnd["grid_exchange_wh"], "grid_export_wh": 0.0}
+    over = []
+    for n, m in res.items():
+        e = mx.effectiveness(m, idle, ref)
+        m["effectiveness"] = e
+        if e is not None and e > 1.0 + EFF_TOL:
+            over.append(f"{n} {e:.6f}")
+        if "oracle-free" in res:  # the same against the oracle that may export car energy
+            m["effectiveness_vs_oracle_free"] = mx.effectiveness(m, idle, res["oracle-free"])
+    return over
+
+
 def parse_set(items):
     out = {}
     for it in items or ():
@@ -145,16 +160,7 @@ def main(argv=None):
         bnd = oracleplan.bound(sc, args.start, duration)
     rows = {n: r for n, r, _ in done}
     res = {n: m for n, _, m in done}
-    ref = {"grid_import_wh": bnd["grid_exchange_wh"], "grid_export_wh": 0.0}
-    over = []
-    for n in todo:
-        e = mx.effectiveness(res[n], res["idle"], ref)
-        res[n]["effectiveness"] = e
-        if e is not None and e > 1.0 + EFF_TOL:
-            over.append(f"{n} {e:.6f}")
-        if "oracle-free" in res:  # the same against the oracle that may export car energy
-            res[n]["effectiveness_vs_oracle_free"] = mx.effectiveness(
-                res[n], res["idle"], res["oracle-free"])
+    over = score(res, res["idle"], bnd)
     if args.plot:
         from gwhost import plot
 
