@@ -87,6 +87,17 @@ class Setpoints:
         self.reason = 0  # control.REASON_*: why not charging / discharging
 
 
+class Plan:
+    """The planner's decision, handed to the controller (gateway.plan writes it on its slow
+    cadence, gateway.control reads it every cycle; docs/planning.md)."""
+
+    def __init__(self):
+        self.force_w = 0  # charge at least this from the grid (0: no plan charging)
+        self.floor_pct = 0  # discharge only above this SoC (at least the reserve)
+        self.v2h = True  # False: the plan keeps the car's energy in this interval
+        self.absorb = True  # False: surplus is worth more exported than stored
+
+
 # W*ms in one Wh: energy is integrated in W*ms remainders so no step ever needs a float.
 _WMS_PER_WH = const(3600000)
 _MAX_ABS_W = const(100000)  # clamp: 1e5 W * 1e4 ms + remainder stays below 2**30

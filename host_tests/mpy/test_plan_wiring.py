@@ -10,6 +10,7 @@ import json
 import unittest
 
 from gateway import commands, plan, telemetry
+from gateway.model import Plan
 from gateway.tariff import EPOCH_2000, Tariff
 from test_telemetry import SCHEMAS, Client, make_ctx
 
@@ -32,6 +33,9 @@ class Ctl:
     reserve_pct = 30
     batt_min_pct = 10
     soc_max_pct = 90
+
+    def __init__(self):
+        self.plan = Plan()  # the hand-over record the planner fills
 
 
 class Con:
