@@ -9,7 +9,7 @@ import os
 import subprocess
 
 import pytest
-from gwhost import baselines, benchday, gwcore, lockstep, oracleplan
+from gwhost import baselines, bench_day, gwcore, lockstep, oracleplan
 from gwhost import paths
 from plant_rig import make, shared
 
@@ -80,8 +80,8 @@ def test_bench_day_reports_the_solver_and_stays_at_or_below_1():
 def test_a_controller_above_the_bound_is_a_bench_error():
     idle = {"grid_import_wh": 1000.0, "grid_export_wh": 500.0}
     res = {"idle": idle, "gateway": {"grid_import_wh": 100.0, "grid_export_wh": 50.0}}
-    assert benchday.score(res, idle, {"grid_exchange_wh": 149.0}) == []
+    assert bench_day.score(res, idle, {"grid_exchange_wh": 149.0}) == []
     assert res["gateway"]["effectiveness"] == pytest.approx((1500 - 150) / (1500 - 149))
     assert res["idle"]["effectiveness"] == 0
-    over = benchday.score(res, idle, {"grid_exchange_wh": 160.0})  # a "bound" it beats
+    over = bench_day.score(res, idle, {"grid_exchange_wh": 160.0})  # a "bound" it beats
     assert [o.split()[0] for o in over] == ["gateway"]

@@ -33,7 +33,7 @@ plug-window edges and price changes):
 - Seconds with any outage (row grid_w is the grid's average over the second) count 0 grid
   exchange; in them storage may take up the island's PV surplus and give the house load.
 So `grid_exchange_wh` <= grid_import_wh + grid_export_wh of every controller on the same
-window, and effectiveness (against it) > 1 is a bug in the bench (benchday asserts it).
+window, and effectiveness (against it) > 1 is a bug in the bench (bench_day asserts it).
 
 Two objectives: `bound(scen)` minimises grid exchange (the effectiveness reference);
 `CostPlan(scen)` minimises the energy cost of the day (prices), with the departure target
