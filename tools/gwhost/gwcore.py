@@ -45,13 +45,13 @@ TICKS_MAX, TICKS_PERIOD = _clock.TICKS_MAX, _clock.TICKS_PERIOD
 WRAP_AFTER_MS = 1800000  # the firmware tick wraps 30 min into every run
 FIELDS_IN = ("now", "m_valid", "m_t", "m_grid", "c_online", "c_t", "c_plugged", "c_session",
              "c_soc", "c_power", "c_min", "c_maxc", "c_maxd", "c_gridok", "i_online", "i_t",
-             "i_pv", "i_batt", "i_bsoc", "i_hasb", "i_gridok", "contact", "f_mhz", "now_s",
+             "i_pv", "i_batt", "i_bsoc", "i_hasb", "i_gridok", "contact", "f_millihz", "now_s",
              "tod_s", "dep_at_s", "dep_soc", "ph_w1", "ph_w2", "ph_w3", "ph_ma1", "ph_ma2",
              "ph_ma3", "v_mv")
 FIELDS_OUT = ("ev_w", "ev_session", "batt_w", "export_limit_w", "reason", "writes", "starts",
               "interlock", "safety_state")
 CONTACT_GRID, CONTACT_ISLAND = 0, 1  # gateway.safety.CONTACT_*
-F_NOM_MHZ = 50000
+F_NOM_MILLIHZ = 50000
 DRIVER = os.path.join(paths.ROOT, "tools", "mpycore", "driver.py")
 
 
@@ -140,7 +140,7 @@ def inputs(plant, now, hb_present, scen=None):
             round(plant.max_charge_w), round(plant.max_discharge_w), up,
             1, now, round(plant.pv_w - plant.curtailed_w), round(plant.batt_w),
             int(plant.batt_soc_pct), hb_present, up,
-            CONTACT_ISLAND if isl else CONTACT_GRID, F_NOM_MHZ if valid else 0,
+            CONTACT_ISLAND if isl else CONTACT_GRID, F_NOM_MILLIHZ if valid else 0,
             t_s, t_s % 86400, dep, dsoc,
             round(ph[0]), round(ph[1]), round(ph[2]), round(abs(ph[0]) / vd * 1000),
             round(abs(ph[1]) / vd * 1000), round(abs(ph[2]) / vd * 1000), round(v * 1000))

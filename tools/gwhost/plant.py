@@ -2,10 +2,11 @@
 optional home battery, the grid with its outages and the transfer switch (CPython).
 
 It is driven in steps of virtual time and is the same object for the lockstep benchmark
-(`gwhost.lockstep`, 200 ms steps) and the live simulator (`gwhost.house`), which serves the
-charger and inverter over Modbus and the contact over a loopback link, calling `step()` on
-the wall clock. Other modules use only the API below (commands, readings, state after a
-step, energy accumulators); names with a leading underscore are internal.
+(`gwhost.lockstep`, 200 ms steps) and the live simulator (`gwhost.house`, run by
+`tools/sim-live` and `make sim`), which serves the charger and inverter over Modbus and the
+contact and analog truth over a loopback link, calling `step()` on the wall clock. Other
+modules use only the API below (commands, readings, state after a step, energy
+accumulators); names with a leading underscore are internal.
 
 API
     p = Plant(scenario, start_s=0)          # scenario: gwhost.scenario.Scenario

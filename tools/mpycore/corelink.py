@@ -52,7 +52,7 @@ def load(f, m, ch, inv):
     ch.max_discharge_w, ch.grid_ok = f[12], f[13] == 1
     inv.online, inv.t_ms, inv.pv_w, inv.batt_w = f[14] == 1, f[15], f[16], f[17]
     inv.batt_soc_pct, inv.has_battery, inv.grid_ok = f[18], f[19] == 1, f[20] == 1
-    m.f_mhz = f[22]
+    m.f_millihz = f[22]
     m.ph_w[0], m.ph_w[1], m.ph_w[2] = f[27], f[28], f[29]
     m.ph_ma[0], m.ph_ma[1], m.ph_ma[2], m.v_mv = f[30], f[31], f[32], f[33]
 
