@@ -22,6 +22,7 @@ LIVE_HEAP = "512k"
 # The lockstep core (tools/mpycore/driver.py: Controller, Planner and Safety, their bytecode
 # in the heap as well): the ESP32's data heap plus room for that code.
 CORE_HEAP = "192k"
+RUNTIMES = ("unix64", "esp32like")
 
 
 def micropython_env(extra_path=(), source=False):
@@ -48,3 +49,21 @@ def firmware_main(source=False):
     from gwhost.mpyhost import compiled_firmware
 
     return os.path.join(compiled_firmware(), "main.py")
+
+
+def firmware_command(runtime="unix64", heap=LIVE_HEAP):
+    """(argv, env) that start the firmware's main.py on `runtime`.
+
+    unix64: the PyPI unix port, main.py beside the compiled .mpy tree, at `heap`.
+    esp32like: the 32-bit float32 build with the firmware frozen (gwhost.esp32like), always
+    at the ESP32's 110 KB; main is imported from the image (`-c`, from no firmware tree,
+    so nothing shadows the frozen package).
+    """
+    if runtime == "esp32like":
+        from gwhost import esp32like
+
+        return ([esp32like.BINARY, "-X", "heapsize=" + esp32like.HEAP, "-c", "import main"],
+                esp32like.env())
+    if runtime != "unix64":
+        raise ValueError("unknown runtime %r (one of %s)" % (runtime, ", ".join(RUNTIMES)))
+    return [MICROPYTHON, "-X", "heapsize=" + heap, firmware_main()], micropython_env()
