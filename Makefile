@@ -67,7 +67,7 @@ clean:
 
 # Benchmarks (numbers, not pass/fail): JSON on the last line of each.
 bench: setup
-	@for s in ../shared/scenarios/*.json; do tools/bench-day $$s --json | tail -1; done
+	@set -o pipefail; for s in scenarios/nl-*.json; do tools/bench-day $$s --json | tail -1 || exit 1; done
 	@tools/bench-metering --json | tail -1
 	@tools/bench-safety --json | tail -1
 	@tools/bench-bus --json | tail -1

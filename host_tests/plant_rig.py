@@ -6,7 +6,7 @@ import os
 from gwhost import paths
 from gwhost import scenario as scn
 
-SHARED = paths.SHARED_SCENARIOS
+SHARED = paths.SCENARIOS
 
 
 def shared(name):

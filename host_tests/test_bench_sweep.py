@@ -29,10 +29,10 @@ def test_the_same_seed_draws_the_same_houses():
     import sys
 
     sys.path.insert(0, os.path.join(ROOT, "tools"))
-    from gwhost import benchsweep
+    from gwhost import bench_sweep
 
-    a, b = benchsweep.draw_houses(40, 1), benchsweep.draw_houses(40, 1)
-    assert a == b and a != benchsweep.draw_houses(40, 2)
+    a, b = bench_sweep.draw_houses(40, 1), bench_sweep.draw_houses(40, 1)
+    assert a == b and a != bench_sweep.draw_houses(40, 2)
     assert {h["weather"] for h in a} == {"clear", "haze", "cumulus", "overcast", "mixed"}
     assert {h["car"] for h in a} == {"commuter", "home", "weekend", "evening"}
     assert {h["tariff"] for h in a} == {None, "flat", "tou", "dynamic"}

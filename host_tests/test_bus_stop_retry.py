@@ -9,7 +9,7 @@ was acknowledged up to ~3 s later and the -3000 W frame was sent again after it.
 import shutil
 
 import pytest
-from gwhost.benchbus import stop_during_retry
+from gwhost.bench_bus import stop_during_retry
 
 pytestmark = pytest.mark.skipif(shutil.which("socat") is None, reason="socat not installed")
 

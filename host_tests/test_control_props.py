@@ -101,8 +101,8 @@ def feed(r, m, ch, inv, pm, now):
 
 
 def plan(c, r):
-    c.plan_force_w, c.plan_floor_pct = r["force"], r["floor"]
-    c.plan_v2h, c.plan_absorb = r["v2h"], r["absorb"]
+    c.plan.force_w, c.plan.floor_pct = r["force"], r["floor"]
+    c.plan.v2h, c.plan.absorb = r["v2h"], r["absorb"]
 
 
 def check(cfg, c, r, out):
@@ -129,10 +129,10 @@ def check(cfg, c, r, out):
         assert ev == 0
     if cfg["mode"] == "off":
         assert ev == 0 and not out.ev_session
-    assert abs(out.batt_w) <= cfg["batt_max_w"]
+    assert abs(out.batt_w) <= min(cfg["batt_max_w"], lim), "battery beyond the re-arm cap"
     if out.batt_w < 0:
         assert r["discharge"] and r["export"]
-    assert out.export_limit_w == (cfg["export_max_w"] if r["export"] else 0)
+    assert out.export_limit_w == (min(cfg["export_max_w"], lim) if r["export"] else 0)
     for k, v in vars(c).items():
         if type(v) is int:
             assert -LIM < v < LIM, (k, v)

@@ -10,7 +10,7 @@ import time
 import pytest
 from ha_discovery_schema import problems
 
-from gwhost import mqttbench
+from gwhost import bench_mqtt
 from gwhost.broker import Broker, make_certs, mosquitto_path
 from gwhost.telnode import Node, Observer
 
@@ -198,7 +198,7 @@ def test_last_will_when_the_process_is_killed():
 def test_broker_outage_reconnects_and_counts_drops():
     """Broker down 5 s (tools/bench-mqtt runs the full 60 s): back within 15 s of its
     return, the queue drops what it cannot hold and counts it, the loop keeps time."""
-    r = mqttbench.outage(outage_s=5.0, queue_len=2)
+    r = bench_mqtt.outage(outage_s=5.0, queue_len=2)
     print(json.dumps(r))
     assert r["reconnect_s"] < 15.0, r
     assert r["drops"] >= 2, r

@@ -1,14 +1,15 @@
-"""Scenario files (format 1): the shared ones load; bad ones name the key at fault."""
+"""Scenario files (format 1): the public and price days in scenarios/ load; bad ones name the key at fault."""
 
 import json
 import os
 import shutil
 
 import pytest
+from gwhost import paths
 from gwhost import scenario as scn
 from plant_rig import SHARED, load_json, shared
 
-NAMES = sorted(f[:-5] for f in os.listdir(SHARED) if f.endswith(".json"))
+NAMES = sorted(paths.PUBLIC_DAYS + paths.PRICE_DAYS)
 
 
 @pytest.mark.parametrize("name", NAMES)

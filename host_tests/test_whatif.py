@@ -40,8 +40,11 @@ def test_plain_csv_with_grid_column(tmp_path):
     c = out["controllers"]
     assert out["format"] == "csv" and out["gaps"] == [] and out["simulated_s"] == 119 * 60
     assert out["from"].startswith("2026-06-21T10:00:00+02:00")
-    # the same recorded house under every controller
-    assert all(m["pv_wh"] == pytest.approx(c["idle"]["pv_wh"]) for m in c.values())
+    # the same recorded house under every controller (the gateway starts as after a boot:
+    # its export limit follows the safety's re-arm ramp for 10 minutes and may curtail a
+    # few Wh of PV then)
+    assert all(m["load_wh"] == pytest.approx(c["idle"]["load_wh"]) for m in c.values())
+    assert all(m["pv_wh"] == pytest.approx(c["idle"]["pv_wh"], rel=1e-3) for m in c.values())
     # the gateway puts the surplus into the car: it uses more of its own PV than doing
     # nothing or an AC charger with a 1.4 kW minimum, and saves money against idle
     assert c["gateway"]["self_consumption_pct"] > c["ac-pv"]["self_consumption_pct"]

@@ -17,6 +17,8 @@
 # Sessions (contactors): opened after start_delay_ms of useful work and min_off_ms off,
 # closed after stop_delay_ms with nothing to do and min_on_ms on; 0 W keeps the session,
 # so charge <-> discharge never restarts it. `writes` and `starts` count device wear.
+# Controller.step runs these as stages, one method each, in the order and with the names
+# of docs/control.md; the reason (Setpoints.reason) is decided in one place, _why.
 from micropython import const
 
 from gateway.clock import ticks_add, ticks_diff
@@ -32,6 +34,7 @@ from gateway.control_cfg import (
     mode_code,
     prio_code,
 )
+from gateway.model import Plan
 
 # Why the car is (not) charging / discharging: Setpoints.reason, for telemetry.
 REASON_CHARGING = const(1)
@@ -60,6 +63,12 @@ _SETTLE_MAX_MS = const(3000)  # a setpoint the car never reaches (its own limits
 # holding the feed-forward after this long
 _PH_MAX_MA = const(200000)  # phase currents clamped to +/-200 A: products stay < 2**30
 _V_NOM_MV = const(230000)
+# the stage that ended a cycle (for _why)
+_STAGE_REGULATE = const(0)
+_STAGE_STALE = const(1)  # charger data stale
+_STAGE_BLOCKED = const(2)  # islanded, the car not forming the grid
+_STAGE_METER = const(3)  # meter invalid or stale
+_STAGE_BACKUP = const(4)  # islanded, the car forms the house grid
 
 
 def _clamp(x, lo, hi):
@@ -67,17 +76,14 @@ def _clamp(x, lo, hi):
 
 
 class Controller:
-    def __init__(self, cfg=None):
+    def __init__(self, cfg=None, plan=None):
         c = make_config(cfg)
         self.cfg = c
         self.period_ms = c["period_ms"]  # at start only: the control cycle and its gain
         self._configure(c)
-        # the plan (gateway.plan.Planner writes these on its slow cadence): charge at least
-        # plan_force_w, discharge only above plan_floor_pct, V2H only with plan_v2h
-        self.plan_force_w = 0
-        self.plan_floor_pct = 0
-        self.plan_v2h = True
-        self.plan_absorb = True  # False: surplus is worth more exported than stored
+        # the plan: gateway.plan.Planner fills this record on its slow cadence (charge at
+        # least force_w, discharge only above floor_pct, V2H only with v2h, absorb surplus)
+        self.plan = plan if plan is not None else Plan()
         self._init_state()
 
     def _configure(self, c):
@@ -136,6 +142,17 @@ class Controller:
         self.writes = 0  # car setpoint writes (device wear)
         self.batt_writes = 0
         self.starts = 0  # charger session starts (contactor cycles)
+        # what the stages of this cycle found (ints and bools, set in place: no allocation)
+        self._ev = 0  # the charger's measured power
+        self._want = 0  # want after the plan and the fuse
+        self._floor = 0  # discharge floor: reserve or the plan's
+        self._chg_ok = False
+        self._dis_ok = False
+        self._lo = 0  # the setpoint window, W (+ charge)
+        self._hi = 0
+        self._fw = 0  # the fuse's charging room
+        self._held = False  # the setpoint comes from the plan or the fuse
+        self._wait = False  # useful work, but the session may not open yet
 
     def apply_setting(self, key, value):
         """A live change of a control setting (console / MQTT / config, already validated).
@@ -150,60 +167,85 @@ class Controller:
         mode_code(name)  # raises ConfigError for anything else
         self.apply_setting("mode", name)
 
-    # -- one control cycle -------------------------------------------------------------
+    # -- one control cycle: the stages of docs/control.md, in order -------------------
     def step(self, now_ms, meter, charger, inverter, permits, out):
         """Decide `out` (Setpoints) from this cycle's records; returns out.ev_w."""
         dt = self._tick(now_ms)
+        # the re-arm ramp (permits.limit_w) caps every setpoint: car, battery and export
+        lim = _clamp(permits.limit_w, 0, _CLAMP_W)
         out.t_ms = now_ms
-        out.export_limit_w = self.export_max_w if permits.export else 0
+        out.export_limit_w = min(self.export_max_w, lim) if permits.export else 0
         self.backup = False
-        fresh = charger.online and ticks_diff(now_ms, charger.t_ms) <= self.dev_age_ms
         has_batt = inverter.has_battery and inverter.online and \
             ticks_diff(now_ms, inverter.t_ms) <= self.dev_age_ms
-        # 1. conditions that take the car out of regulation (the battery may still regulate)
-        car = 0
+        car = self._out_of_regulation(now_ms, charger)  # 1.
+        if car == REASON_STALE_DATA:
+            return self._hold_zero(now_ms, out, _STAGE_STALE, 0)
+        if permits.island:  # 2.
+            return self._island(now_ms, out, charger, permits, car, lim)
+        if not meter.valid or ticks_diff(now_ms, meter.t_ms) > self.meter_age_ms:  # 3.
+            return self._hold_zero(now_ms, out, _STAGE_METER, car)
+        want = self._feed_forward(now_ms, meter, charger, inverter, has_batt)  # 4.
+        bsp = 0
+        if has_batt and (self.prio == PRIO_BATTERY_FIRST or
+                         (want < 0 and self.prio != PRIO_CAR_FIRST)):
+            bsp = self._batt(want, inverter, permits)  # 8. (battery first)
+            want -= bsp
+        self._limits(charger, inverter, permits, car, lim)  # 5.
+        want = self._plan_fuse(want, meter, charger)  # 9.
+        new = self._minimum_ramp(now_ms, want, charger, dt)  # 6.
+        new = self._session(now_ms, car, new)  # 7.
+        if has_batt and bsp == 0 and self.prio != PRIO_BATTERY_FIRST:
+            bsp = self._batt(want - new, inverter, permits)  # 8. (car first)
+        return self._finish(out, new, bsp, self._why(_STAGE_REGULATE, car, new, charger.soc_pct))
+
+    def _out_of_regulation(self, now_ms, charger):
+        """1. Mode off, stale charger data, unplugged, a session the car ended: the car's
+        reason to stay out of regulation (0: in regulation; the battery may still act)."""
         if self.mode == MODE_OFF:
-            car = REASON_MODE_OFF
             self._close(now_ms)
-        elif not fresh:
-            return self._hold_zero(now_ms, out, REASON_STALE_DATA)
-        elif not charger.plugged:
-            car = REASON_UNPLUGGED
+            return REASON_MODE_OFF
+        if not (charger.online and ticks_diff(now_ms, charger.t_ms) <= self.dev_age_ms):
+            return REASON_STALE_DATA
+        if not charger.plugged:
             self._close(now_ms)
             self.confirmed = False
-        elif self.session and charger.session:
+            return REASON_UNPLUGGED
+        if self.session and charger.session:
             self.confirmed = True
         elif self.session and self.confirmed:
             self._close(now_ms)  # the car or the charger ended the session
             self.confirmed = False
-        soc = charger.soc_pct
-        lim = _clamp(permits.limit_w, 0, _CLAMP_W)
-        # 2. islanded: the charger forms the house grid, capped by the setpoint magnitude
-        if permits.island:
-            if car == 0 and permits.discharge and soc > self.reserve_pct and \
-                    self.mode == MODE_AUTO:
-                cap = self._dis_cap(charger, lim)
-                if cap >= self._mn(charger):
-                    if not self.session:
-                        self._open(now_ms)  # the house is dark: no start delay
-                    self.backup = True
-                    self.i_q = 0
-                    self._busy(now_ms, True)
-                    return self._finish(out, -cap, 0, REASON_BACKUP)
-            return self._hold_zero(now_ms, out, car or REASON_SAFETY_BLOCKED)
-        if not meter.valid or ticks_diff(now_ms, meter.t_ms) > self.meter_age_ms:
-            return self._hold_zero(now_ms, out, car or REASON_STALE_DATA)
-        # 3. regulation: feed-forward of the measured net load + conditional integral.
-        # The net load is grid - car, from two instruments read at different moments (the
-        # meter's window, the charger's last Modbus poll). While the car's power moves,
-        # their difference is wrong by the move (measured live: a 300 W skew made V2H
-        # swing +-300 W and export car energy), so the feed-forward is trusted only once
-        # the charger reads steady and two control periods of meter windows lie after that
-        # (a window's content is up to one period older than its tick); until then
-        # the setpoint holds, and only a cut of export while discharging goes through.
+        return 0
+
+    def _island(self, now_ms, out, charger, permits, car, lim):
+        """2. Islanded: the charger forms the house grid, capped by the setpoint magnitude."""
+        if car == 0 and permits.discharge and charger.soc_pct > self.reserve_pct and \
+                self.mode == MODE_AUTO:
+            cap = self._dis_cap(charger, lim)
+            if cap >= self._mn(charger):
+                if not self.session:
+                    self._open(now_ms)  # the house is dark: no start delay
+                self.backup = True
+                self.i_q = 0
+                self._busy(now_ms, True)
+                return self._finish(out, -cap, 0, self._why(_STAGE_BACKUP, car, -cap, 0))
+        return self._hold_zero(now_ms, out, _STAGE_BLOCKED, car)
+
+    def _feed_forward(self, now_ms, meter, charger, inverter, has_batt):
+        """4. The flexible power that reaches the target: feed-forward of the measured net
+        load + the conditional integral. The net load is grid - car, from two instruments
+        read at different moments (the meter's window, the charger's last Modbus poll).
+        While the car's power moves, their difference is wrong by the move (measured live:
+        a 300 W skew made V2H swing +-300 W and export car energy), so the feed-forward is
+        trusted only once the charger reads steady and two control periods of meter
+        windows lie after that (a window's content is up to one period older than its
+        tick); until then the goal holds, and only a cut of export while discharging goes
+        through."""
         grid = _clamp(meter.grid_w, -_CLAMP_W, _CLAMP_W)
         ev = _clamp(charger.power_w, -_CLAMP_W, _CLAMP_W)
         bt = _clamp(inverter.batt_w, -_CLAMP_W, _CLAMP_W) if has_batt else 0
+        self._ev = ev
         sp = self.sp_w
         stl = self.settle_w
         if self.pending:
@@ -227,7 +269,7 @@ class Controller:
                 # exporting while discharging, and not from a cut already under way
                 want = min(want, sp + self.v2h_target_w - grid, 0)
                 self.goal_w = want
-        mn = self._mn(charger)
+        mn = self.min_w if self.min_w > charger.min_w else charger.min_w
         if (sp > mn or sp < -mn) and self.session and not self.ramping and steady and \
                 -stl <= sp - ev <= stl:
             tgt = self.v2h_target_w if sp < 0 else self.charge_target_w
@@ -238,78 +280,85 @@ class Controller:
         if steady:  # (a held goal already contains the integral)
             want += self.i_q >> _Q
             self.goal_w = want
-        # 4. battery-first share
-        bsp = 0
-        if has_batt and (self.prio == PRIO_BATTERY_FIRST or
-                         (want < 0 and self.prio != PRIO_CAR_FIRST)):
-            bsp = self._batt(want, inverter, permits)
-            want -= bsp
-        # 5. car limits; the reason for 0 W is decided here
-        floor = max(self.reserve_pct, self.plan_floor_pct)
+        return want
+
+    def _limits(self, charger, inverter, permits, car, lim):
+        """5. What the permits, the mode, the SoC and the maxima allow: _chg_ok / _dis_ok
+        and the window [_lo, _hi] (W, + charge)."""
+        soc = charger.soc_pct
+        floor = max(self.reserve_pct, self.plan.floor_pct)
+        self._floor = floor
         dis_ok = car == 0 and permits.discharge and permits.export and charger.grid_ok and \
             inverter.grid_ok and self.mode == MODE_AUTO and soc > floor
         chg_ok = car == 0 and permits.charge and soc < self.soc_max_pct
-        held = False  # the setpoint comes from the plan or the fuse, not the grid error
-        if chg_ok and self.plan_force_w > 0 and self.plan_force_w > want:
-            want = min(self.plan_force_w, self.max_charge_w)  # grid energy for the plan
+        self._dis_ok = dis_ok
+        self._chg_ok = chg_ok
+        self._hi = min(self.max_charge_w, charger.max_charge_w, lim) if chg_ok else 0
+        self._lo = -self._dis_cap(charger, lim) if dis_ok else 0
+
+    def _plan_fuse(self, want, meter, charger):
+        """9. The plan (grid charging, no absorbing, no V2H) and the fuse (charging room per
+        phase, V2H shaving a house peak) adjust want and the window; _held: the setpoint
+        comes from them, not from the grid error."""
+        pl = self.plan
+        held = False
+        if self._chg_ok and pl.force_w > 0 and pl.force_w > want:
+            want = min(pl.force_w, self.max_charge_w)  # grid energy for the plan
             held = True
-        hi = min(self.max_charge_w, charger.max_charge_w, lim) if chg_ok else 0
-        if not (self.plan_absorb or held):
+        hi = self._hi
+        lo = self._lo
+        if not (pl.absorb or held):
             hi = 0
-        lo = -self._dis_cap(charger, lim) if dis_ok else 0
-        fw = self._fuse(meter, ev) if self.fuse_ma else _CLAMP_W
-        if fw < 0 and dis_ok:  # the house alone overloads a phase: V2H shaves it
+        fw = self._fuse(meter, self._ev) if self.fuse_ma else _CLAMP_W
+        if fw < 0 and self._dis_ok:  # the house alone overloads a phase: V2H shaves it
             want = min(want, fw)
             hi = max(fw, lo)
             held = True
         else:
-            if not self.plan_v2h and lo < 0:
+            if not pl.v2h and lo < 0:
                 lo = 0  # the plan keeps the car's energy in this interval
             if fw < hi:
                 hi = max(fw, 0)
                 held = held or want > hi
-        why = car or REASON_NO_SURPLUS
-        if car:
-            pass
-        elif want > 0 and not chg_ok:
-            why = REASON_SOC_MAX if soc >= self.soc_max_pct else REASON_SAFETY_BLOCKED
-        elif want > 0 and fw <= 0:
-            why = REASON_FUSE
-        elif want > 0 and hi == 0 and not self.plan_absorb:
-            why = REASON_PLAN_HOLD
-        elif want < 0 and not dis_ok:
-            if self.mode == MODE_V1G:
-                why = REASON_V1G_ONLY
-            elif soc <= self.reserve_pct:
-                why = REASON_RESERVE
-            elif soc <= floor:
-                why = REASON_PLAN_HOLD  # above the reserve, but the departure needs it
-            else:
-                why = REASON_SAFETY_BLOCKED
-        elif want < 0 and lo == 0 and not self.plan_v2h:
-            why = REASON_PLAN_HOLD
-        cw = _clamp(want, lo, hi)
-        # 6. charger minimum, deadband, ramps; limits are hard (applied at once)
-        cw = self._minimum(cw, mn, sp)
+        self._hi = hi
+        self._lo = lo
+        self._fw = fw
+        self._held = held
+        self._want = want
+        return want
+
+    def _minimum_ramp(self, now_ms, want, charger, dt):
+        """6. The charger minimum, the deadband and the ramps; limits are hard (at once)."""
+        lo = self._lo
+        hi = self._hi
+        sp = self.sp_w
+        mn = self.min_w if self.min_w > charger.min_w else charger.min_w
+        cw = self._minimum(_clamp(want, lo, hi), mn, sp)
         if cw < lo or cw > hi:
             cw = 0  # the minimum does not fit the limits
-        self._busy(now_ms, cw != 0)
+        if (cw != 0) != self.busy:
+            self.busy = cw != 0
+            self.t_busy_ms = now_ms
         if -self.deadband_w < cw - sp < self.deadband_w and not (cw == 0 and sp != 0):
             cw = sp
         new = _clamp(self._ramp(sp, cw, dt), lo, hi)
-        self.ramping = new != cw or held  # on the way / not regulating: no integration
+        self.ramping = new != cw or self._held  # on the way / not regulating: no integration
         if 0 < new < mn:
             new = mn if mn <= hi else 0
         elif -mn < new < 0:
             new = -mn if -mn >= lo else 0
-        # 7. session: opened and closed with delays; 0 W keeps it
+        return new
+
+    def _session(self, now_ms, car, new):
+        """7. Sessions: opened after start_delay_ms of useful work and min_off_ms off,
+        closed after stop_delay_ms with nothing to do and min_on_ms on; 0 W keeps it."""
+        self._wait = False
         if car == 0 and not self.session:
             if self.busy and ticks_diff(now_ms, self.t_busy_ms) >= self.start_delay_ms and \
                     ticks_diff(now_ms, self.t_switch_ms) >= self.min_off_ms:
                 self._open(now_ms)
             else:
-                if self.busy:
-                    why = REASON_WAIT_START
+                self._wait = self.busy
                 new = 0
         elif self.session and not self.busy and \
                 ticks_diff(now_ms, self.t_busy_ms) >= self.stop_delay_ms and \
@@ -318,11 +367,49 @@ class Controller:
             new = 0
         if new == 0 and not self.session:
             self.i_q = 0  # nothing regulated: forget the integral
-        # 8. car-first share: the battery takes what the car does not
-        if has_batt and bsp == 0 and self.prio != PRIO_BATTERY_FIRST:
-            bsp = self._batt(want - new, inverter, permits)
-        r = REASON_CHARGING if new > 0 else (REASON_DISCHARGING if new < 0 else why)
-        return self._finish(out, new, bsp, r)
+        return new
+
+    def _why(self, stage, car, new, soc):
+        """The reason of this cycle (Setpoints.reason), decided here alone from the stage
+        that ended the cycle and what the stages found."""
+        if stage == _STAGE_BACKUP:
+            return REASON_BACKUP
+        if new > 0:
+            return REASON_CHARGING
+        if new < 0:
+            return REASON_DISCHARGING
+        if stage == _STAGE_STALE:
+            return REASON_STALE_DATA
+        if car:
+            return car
+        if stage == _STAGE_BLOCKED:
+            return REASON_SAFETY_BLOCKED
+        if stage == _STAGE_METER:
+            return REASON_STALE_DATA
+        if self._wait:
+            return REASON_WAIT_START
+        return self._why_idle(soc)
+
+    def _why_idle(self, soc):
+        """_why, regulating at 0 W: what the limits, the plan or the fuse held back."""
+        want = self._want
+        if want > 0 and not self._chg_ok:
+            return REASON_SOC_MAX if soc >= self.soc_max_pct else REASON_SAFETY_BLOCKED
+        if want > 0 and self._fw <= 0:
+            return REASON_FUSE
+        if want > 0 and self._hi == 0 and not self.plan.absorb:
+            return REASON_PLAN_HOLD
+        if want < 0 and not self._dis_ok:
+            if self.mode == MODE_V1G:
+                return REASON_V1G_ONLY
+            if soc <= self.reserve_pct:
+                return REASON_RESERVE
+            if soc <= self._floor:
+                return REASON_PLAN_HOLD  # above the reserve, but the departure needs it
+            return REASON_SAFETY_BLOCKED
+        if want < 0 and self._lo == 0 and not self.plan.v2h:
+            return REASON_PLAN_HOLD
+        return REASON_NO_SURPLUS
 
     # -- pieces -----------------------------------------------------------------------
     def _tick(self, now_ms):
@@ -397,7 +484,9 @@ class Controller:
 
     def _batt(self, want, inv, permits):
         soc = inv.batt_soc_pct
-        cap = self.batt_max_w
+        cap = min(self.batt_max_w, _clamp(permits.limit_w, 0, _CLAMP_W))
+        if cap == 0:
+            return 0
         if want > 0 and soc < self.batt_max_pct:
             b = min(want, cap)
         elif want < 0 and soc > self.batt_min_pct and permits.discharge and permits.export:
@@ -427,7 +516,7 @@ class Controller:
             self.t_switch_ms = now_ms
         self.i_q = 0
 
-    def _hold_zero(self, now_ms, out, reason):
+    def _hold_zero(self, now_ms, out, stage, car):
         # car and battery at 0 W; the session is kept (closed later by the idle rule):
         # a data gap is no reason to cycle the contactors
         self.i_q = 0
@@ -436,7 +525,7 @@ class Controller:
         if self.session and ticks_diff(now_ms, self.t_busy_ms) >= self.stop_delay_ms and \
                 ticks_diff(now_ms, self.t_switch_ms) >= self.min_on_ms:
             self._close(now_ms)
-        return self._finish(out, 0, 0, reason)
+        return self._finish(out, 0, 0, self._why(stage, car, 0, 0))
 
     def _finish(self, out, ev_w, batt_w, reason):
         if ev_w != self.sp_w:

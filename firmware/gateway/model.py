@@ -93,6 +93,17 @@ class Setpoints:
         self.reason = 0  # control.REASON_*: why not charging / discharging
 
 
+class Plan:
+    """The planner's decision, handed to the controller (gateway.plan writes it on its slow
+    cadence, gateway.control reads it every cycle; docs/planning.md)."""
+
+    def __init__(self):
+        self.force_w = 0  # charge at least this from the grid (0: no plan charging)
+        self.floor_pct = 0  # discharge only above this SoC (at least the reserve)
+        self.v2h = True  # False: the plan keeps the car's energy in this interval
+        self.absorb = True  # False: surplus is worth more exported than stored
+
+
 class Lag:
     """Event-loop lag: how late a short sleep wakes (Gateway.monitor writes it)."""
 

@@ -4,8 +4,9 @@
 # 2000-01-01 UTC, gateway.tariff) and tod_s (local time of day, s). It never reads a clock.
 # It keeps the daily discharge throughput and a slow average of the house load, and
 # replans on a new interval, a new schedule or departure, a SoC change or every
-# _REPLAN_S. Its result goes into the controller as three plain ints per replan
-# (Controller.plan_force_w / plan_floor_pct / plan_v2h), which Controller.step reads.
+# _REPLAN_S. Its result goes to the controller through the record it holds
+# (Controller.plan, a gateway.model.Plan: force_w / floor_pct / v2h / absorb), filled in
+# place each update and read by Controller.step every cycle.
 # Integers only; the arrays are preallocated: update() and replan() allocate nothing.
 #
 # Decisions, per interval:
@@ -165,10 +166,11 @@ class Planner:
             # the 02:00 raise put L1 0.4 A over the fuse for two cycles).
             f = self.force_out
         self.force_out = f
-        ctl.plan_force_w = f
-        ctl.plan_floor_pct = self.floor_pct
-        ctl.plan_v2h = self.v2h
-        ctl.plan_absorb = self.absorb
+        out = ctl.plan  # the hand-over record (gateway.model.Plan)
+        out.force_w = f
+        out.floor_pct = self.floor_pct
+        out.v2h = self.v2h
+        out.absorb = self.absorb
 
     def _daily(self, now_s, tod_s):
         if self.dep_min < 0 or self.dep_soc == 0:

@@ -10,7 +10,7 @@ from gateway import schema as config
 from gateway.commands import Commands
 
 try:
-    from gateway.control import SCHEMA as CONTROL
+    from gateway.control_cfg import SCHEMA as CONTROL  # the settings, not the law's bytecode
 except ImportError:  # stand-in with the shape the control module declares
     CONTROL = {
         "mode": ("auto", ("auto", "v1g", "off"), None),

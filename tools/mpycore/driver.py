@@ -1,7 +1,8 @@
 # The control core on the MicroPython unix port, driven over a pipe by the benchmark
-# (tools/gwhost/gwcore.py). Line 1: {"control": {...}, "plan": {...} or absent,
-# "tariff": {...} or absent} as JSON (the Planner runs once per simulated second). Then one
-# line of integers per step (gwcore.FIELDS_IN order), read by corelink.py as on CPython.
+# (tools/gwhost/gwcore.py). Line 1: {"control": {...}, "safety": {...}, "plan": {...} or
+# absent, "tariff": {...} or absent} as JSON. Then one line of integers per step
+# (gwcore.FIELDS_IN order), handled by corelink.py exactly as on CPython: the firmware's
+# Safety ticks, the Planner runs once per simulated second, Controller.step decides.
 # Lockstep mode (no argument): each step is answered at once with one line of integers
 # (gwcore.FIELDS_OUT); "Q" ends the run. Replay mode (argument "replay"): no answers, the
 # steps come from a recorded run until end of input.
@@ -13,11 +14,14 @@ import sys
 import time
 from array import array
 
-import corelink
-from gateway.control import Controller
-from gateway.model import Charger, Inverter, Meter, Permits, Setpoints
-
 _HIST = 4096  # step-time histogram, 1 us bins
+# first: 16 KB in one piece, before the firmware's bytecode (in the heap on the unix port,
+# in flash on a board) fragments it
+_hist = array("I", bytes(4 * _HIST))
+
+import corelink  # noqa: E402
+from gateway.control import Controller  # noqa: E402
+from gateway.model import Setpoints  # noqa: E402
 
 
 def median_x100(hist, n):
@@ -32,14 +36,16 @@ def median_x100(hist, n):
 
 def main():
     replay = len(sys.argv) > 1 and sys.argv[1] == "replay"
-    hist = array("I", bytes(4 * _HIST))  # first: 16 KB in one piece, before fragmentation
+    hist = _hist
     cfg = json.loads(sys.stdin.readline())
     c = Controller(cfg["control"])
     pl = corelink.make_planner(cfg)
+    m, ch, inv, pm = corelink.records()
+    out = Setpoints()
+    s = corelink.make_safety(cfg, m, ch, inv, pm)
     t_s = None
     cfg = None
     gc.collect()
-    m, ch, inv, pm, out = Meter(), Charger(), Inverter(), Permits(), Setpoints()
     n = 0
     crc = 0
     rd = sys.stdin.readline
@@ -51,16 +57,17 @@ def main():
         if not line or line[0] == "Q":
             break
         f = [int(x) for x in line.split()]
-        corelink.load(f, m, ch, inv, pm)
-        if pl is not None and f[27] != t_s:
-            t_s = f[27]
+        corelink.load(f, m, ch, inv)
+        corelink.safety_tick(s, f)
+        if pl is not None and f[corelink.NOW_S] != t_s:
+            t_s = f[corelink.NOW_S]
             corelink.plan_tick(pl, f, c, m, ch, inv)
         t0 = time.ticks_us()
         c.step(f[0], m, ch, inv, pm, out)
         dt = time.ticks_diff(time.ticks_us(), t0)
         hist[min(_HIST - 1, dt)] += 1
         n += 1
-        r = corelink.answers(c, out)
+        r = corelink.answers(c, s, out)
         crc = corelink.checksum(crc, r)
         if not replay:
             wr(" ".join([str(x) for x in r]) + "\n")

@@ -16,9 +16,14 @@ through the core on the unix port afterwards, open loop, to report its median st
 there and to check that it decides exactly the same (`micropython_replay_equal`).
 `--set KEY=INT` overrides a key of the control config (gateway/control_cfg.py SCHEMA).
 
+The firmware's own safety module runs in lockstep for every controller ("safety":
+"firmware"). `effectiveness` = (X_idle - X) / (X_idle - X_bound), X = grid import + export,
+X_bound = oracleplan.bound(): the least grid exchange any controller could reach on the
+window, a linear program solved with HiGHS ("oracle": "highs", details in "oracle_bound").
+A controller above 1 is a bug in the bench: the JSON is printed, then exit status 3.
 Scenarios with prices (CSV columns import_eur_kwh / export_eur_kwh): every controller gets
-`energy_cost_eur`; `oracle` is the cheapest plan with perfect knowledge (oracleplan.py) and
-`effectiveness` is computed against `oracle-grid` (the physical limit of grid exchange).
+`energy_cost_eur`; `oracle` is the cheapest plan with perfect knowledge (oracleplan.CostPlan)
+executed on the plant, `oracle-grid` the zero-latency least-exchange controller.
 Departures (ev.departure_soc_pct) add departure_soc_pct / departure_shortfall_pct /
 departure_soc_met; a fuse (grid.fuse_a) adds the fuse_* metrics; max_phase_import_a always.
 """
@@ -29,12 +34,13 @@ import json
 import os
 import sys
 
-from gwhost import baselines, fw, gwcore, lockstep
+from gwhost import baselines, fw, gwcore, lockstep, oracleplan
 from gwhost import metrics as mx
 from gwhost import scenario as scn
 
 DEFAULT = ("gateway", "oracle", "idle", "ac-pv", "openevse")
 NAMES = ("gateway", *baselines.BASELINES)
+EFF_TOL = 1e-9  # effectiveness above 1 + this is a bench bug (exit status 3)
 TABLE = (("effectiveness", "eff", ".3f"), ("energy_cost_eur", "EUR", ".3f"), ("grid_import_wh", "imp Wh", ".0f"),
          ("grid_export_wh", "exp Wh", ".0f"), ("ev_charge_wh", "chg Wh", ".0f"),
          ("ev_discharge_wh", "dis Wh", ".0f"), ("ev_to_grid_wh", "ev>grid", ".1f"),
@@ -66,6 +72,21 @@ def run_one(args):
         os.makedirs(trace_dir, exist_ok=True)
         mx.write_trace(os.path.join(trace_dir, name + ".csv"), rows)
     return name, rows, m
+
+
+def score(res, idle, bnd):
+    """effectiveness of every controller in `res` against the bound; returns the names
+    (with the value) of those above 1: a bug in the bench, never a good controller."""
+    ref = {"grid_import_wh": bnd["grid_exchange_wh"], "grid_export_wh": 0.0}
+    over = []
+    for n, m in res.items():
+        e = mx.effectiveness(m, idle, ref)
+        m["effectiveness"] = e
+        if e is not None and e > 1.0 + EFF_TOL:
+            over.append(f"{n} {e:.6f}")
+        if "oracle-free" in res:  # the same against the oracle that may export car energy
+            m["effectiveness_vs_oracle_free"] = mx.effectiveness(m, idle, res["oracle-free"])
+    return over
 
 
 def parse_set(items):
@@ -125,35 +146,39 @@ def main(argv=None):
         return 2
     duration = args.duration if args.duration else sc.duration_s - args.start
     asked = list(dict.fromkeys(args.controller or DEFAULT))
-    # effectiveness is against the physical limit: with prices that is oracle-grid (the
-    # `oracle` then is the cheapest plan, not the least grid exchange)
-    ref = "oracle-grid" if sc.has_prices else "oracle"
-    todo = asked + [n for n in ("idle", ref) if n not in asked]
+    # effectiveness is against the true bound: the least grid exchange any controller can
+    # reach on this window (oracleplan.bound, a linear program), so no controller may score
+    # above 1; `oracle` (and oracle-grid on price days) are controllers executed on the plant
+    todo = asked + [n for n in ("idle",) if n not in asked]
     quiet = args.jobs > 1
     jobs = [(args.scenario, n, args.runtime, overrides, args.start, duration,
              args.trace if n in asked else None, quiet, not args.no_replay) for n in todo]
     if args.jobs > 1:
         with concurrent.futures.ProcessPoolExecutor(args.jobs) as ex:
+            fut = ex.submit(oracleplan.bound, sc, args.start, duration)
             done = list(ex.map(run_one, jobs))
+            bnd = fut.result()
     else:
         done = [run_one(j) for j in jobs]
+        bnd = oracleplan.bound(sc, args.start, duration)
     rows = {n: r for n, r, _ in done}
     res = {n: m for n, _, m in done}
-    for n in todo:
-        res[n]["effectiveness"] = mx.effectiveness(res[n], res["idle"], res[ref])
-        if "oracle-free" in res:  # the same against the oracle that may export car energy
-            res[n]["effectiveness_vs_oracle_free"] = mx.effectiveness(
-                res[n], res["idle"], res["oracle-free"])
+    over = score(res, res["idle"], bnd)
     if args.plot:
         from gwhost import plot
 
         plot.plot_day(args.plot, sc, {n: rows[n] for n in asked})
     out = {"scenario": sc.name, "start_s": args.start, "duration_s": duration,
+           "safety": "firmware", "oracle": bnd["solver"], "oracle_bound": bnd,
            "controllers": {n: res[n] for n in asked}}
     if not args.json:
         print(f"{sc.name}: {sc.description}")
         print(table(res, asked))
     print(json.dumps(out, sort_keys=False))
+    if over:  # the bound is a bound: above it the bench itself is wrong
+        print("bench-day: BUG: effectiveness above 1 (the oracle bound is not a bound): "
+              + ", ".join(over), file=sys.stderr)
+        return 3
     return 0
 
 
