@@ -25,14 +25,21 @@ def test_sweep_subset_prints_the_contract(tmp_path):
         assert row["effectiveness"] is None or row["effectiveness"] <= 1.0 + 1e-9
 
 
-def test_the_same_seed_draws_the_same_houses():
+def draw(n, seed):
+    """bench_sweep.draw_houses in a process of its own (the generator's libraries stay out
+    of the test process)."""
     import sys
 
-    sys.path.insert(0, os.path.join(ROOT, "tools"))
-    from gwhost import bench_sweep
+    code = ("import json, sys; from gwhost import bench_sweep; "
+            "print(json.dumps(bench_sweep.draw_houses(%d, %d)))" % (n, seed))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       check=True, env=dict(os.environ, PYTHONPATH=os.path.join(ROOT, "tools")))
+    return json.loads(r.stdout)
 
-    a, b = bench_sweep.draw_houses(40, 1), bench_sweep.draw_houses(40, 1)
-    assert a == b and a != bench_sweep.draw_houses(40, 2)
+
+def test_the_same_seed_draws_the_same_houses():
+    a, b = draw(40, 1), draw(40, 1)
+    assert a == b and a != draw(40, 2)
     assert {h["weather"] for h in a} == {"clear", "haze", "cumulus", "overcast", "mixed"}
     assert {h["car"] for h in a} == {"commuter", "home", "weekend", "evening"}
     assert {h["tariff"] for h in a} == {None, "flat", "tou", "dynamic"}
