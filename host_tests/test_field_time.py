@@ -1,0 +1,27 @@
+"""Time on the MicroPython unix port against real peers: the firmware's SNTP client
+against Debian's chronyd on a loopback port (system clock untouched), and its POSIX TZ
+rules against CPython's zoneinfo for every transition 2026-2029."""
+
+from gwhost import benchfield
+
+
+def test_sntp_against_chrony_is_accurate_and_never_stalls_the_loop():
+    r = benchfield.sntp_check(syncs=10)
+    assert r["sntp_syncs"] == 10
+    assert r["sntp_error_ms_max"] <= 50  # vs the host clock chronyd serves
+    assert r["sntp_offset_ms_max"] <= 50
+    # the blocking pattern of micropython-lib's ntptime stalls for its whole 1 s timeout
+    assert r["ntptime_block_ms"] >= 900
+
+
+def test_dst_rules_match_zoneinfo_2026_to_2029():
+    r = benchfield.dst_check()
+    assert r["dst_transitions_checked"] >= 32
+    assert r["dst_errors"] == 0, r["dst_problems"]
+
+
+def test_dst_check_catches_a_wrong_rule(monkeypatch):
+    # UK rule with the switch hour wrong (02:00 instead of 01:00): every transition differs
+    monkeypatch.setattr(benchfield, "ZONES", (("GMT0BST,M3.5.0/2,M10.5.0/3", "Europe/London"),))
+    r = benchfield.dst_check()
+    assert r["dst_errors"] >= 8
