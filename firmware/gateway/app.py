@@ -222,7 +222,8 @@ class Gateway:
         pl = self.planner
         off = pl.cfg["utc_offset_min"]
         while not self.stopping:
-            now_s, tod_s = wall_s(off)
+            w = getattr(self, "wall", None)  # SNTP + POSIX TZ (gateway/fieldwire.py)
+            now_s, tod_s = w() if w is not None else wall_s(off)
             if now_s >= 0:
                 pl.update(now_s, tod_s, self.control, self.meter, self.charger,
                           self.inverter)

@@ -23,9 +23,13 @@ HELP = (
 def run(con, words):
     cmd, args = words[0].lower(), words[1:]
     f = _COMMANDS.get(cmd)
-    if f is None:
-        return ("error: unknown command %r; type 'help' for the list" % cmd[:20],)
     try:
+        if f is None:
+            from gateway import fieldcmd  # provisioning, time, network, updates
+
+            r = fieldcmd.run(con.ctx, cmd, args)
+            return r if r is not None else (
+                "error: unknown command %r; type 'help' for the list" % cmd[:20],)
         return f(con.ctx, args)
     except ValueError as e:  # ConfigError and the sections' own validation errors
         return ("error: %s" % e,)
@@ -56,7 +60,9 @@ def _name(ctx, table, code):
 
 
 def _help(ctx, args):
-    return HELP
+    from gateway.fieldcmd import HELP as FIELD
+
+    return HELP[:-1] + FIELD + HELP[-1:]
 
 
 def _status(ctx, args):

@@ -241,3 +241,8 @@ def check(value):
     """Config check for a time-zone string: raises TZError, returns the string."""
     TZ(value)
     return value
+
+
+def validate(section):
+    """Config validator for the "time" section: the TZ string must parse."""
+    TZ(section["tz"])

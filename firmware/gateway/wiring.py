@@ -24,6 +24,7 @@ def _env(name):
 def schemas():
     """Every configuration section and the module that owns it."""
     from gateway import app, commands, control_cfg, mqtt, plan, safety_cfg, tariff, telemetry
+    from gateway import netmgr, ota, persist, sntp
     from gateway.devices import charger, solax, sunspec
     from gateway.modbus import bus
 
@@ -33,7 +34,8 @@ def schemas():
     return {"app": app.SCHEMA, "safety": safety_cfg.SCHEMA, "control": control_cfg.SCHEMA,
             "bus": bus.SCHEMA, "charger": charger.SCHEMA, "inverter": inverter,
             "mqtt": mqtt.SCHEMA, "telemetry": telemetry.SCHEMA, "commands": commands.SCHEMA,
-            "plan": plan.SCHEMA, "tariff": tariff.SCHEMA}
+            "plan": plan.SCHEMA, "tariff": tariff.SCHEMA, "time": sntp.SCHEMA,
+            "net": netmgr.SCHEMA, "persist": persist.SCHEMA, "ota": ota.SCHEMA}
 
 
 def build_bus(gw):
@@ -76,7 +78,7 @@ def build_config(board, log, permits=None, path=""):
     path "" = the default place (GATEWAY_CONFIG or config.json in storage); None = no
     file at all (defaults only, e.g. tests). Saving waits while export protection is on.
     """
-    from gateway import safety_cfg
+    from gateway import safety_cfg, tz
     from gateway.config import Config
 
     base = (board.storage + "/") if board.storage else ""
@@ -84,7 +86,7 @@ def build_config(board, log, permits=None, path=""):
         path = _env("GATEWAY_CONFIG") or base + "config.json"
     cfg = Config(schemas(), path or "/nonexistent/config.json", base + "secrets.json", log,
                  busy=(lambda: permits.export or permits.discharge) if permits else None,
-                 validators={"safety": safety_cfg.validate})
+                 validators={"safety": safety_cfg.validate, "time": tz.validate})
     cfg.load()
     return cfg
 
@@ -109,6 +111,9 @@ def start_services(gw):
         gw.client = tel.client
         gw.extra_services.append(("telemetry", tel.run))
     gw.extra_services.append(("config", gw.config.run))
+    from gateway import fieldwire
+
+    fieldwire.attach(gw)  # network, time, persistent counters, updates
     if data["app"]["console"] and _env("GATEWAY_CONSOLE") != "0":
         from gateway.console import Console
 

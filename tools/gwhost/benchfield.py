@@ -36,7 +36,7 @@ ZONES = (("CET-1CEST,M3.5.0,M10.5.0/3", "Europe/Berlin"),
 
 
 def run_mpy(script, args=(), stdin=None, timeout=120):
-    env = paths.micropython_env(source=True)
+    env = paths.micropython_env()  # the compiled firmware, as deployed
     p = subprocess.run([paths.MICROPYTHON, "-X", "heapsize=" + paths.HEAP,
                         os.path.join(FIELD, script), *map(str, args)], input=stdin,
                        capture_output=True, text=True, env=env, timeout=timeout, check=False)
