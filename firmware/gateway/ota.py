@@ -482,6 +482,7 @@ class HealthGate:
                 self.state = "rolled_back"
                 self.on_outcome(self.version, RESULT_ROLLED_BACK, "not healthy within %d s: %s"
                                 % (self.cfg["commit_s"], why))
+                remove_marker(self.marker)  # said here; the old firmware need not repeat it
                 await asyncio.sleep_ms(200)
                 self.reset()
                 return

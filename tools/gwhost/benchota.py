@@ -295,9 +295,17 @@ class Bench:
         _wait_safe(b)
         img = _broken(kind, self.n)
         bundle = otatool.make_bundle(img, self.key, "1.1-" + kind, "sim")
-        ok = self.update(b, bundle, r"ota: 1\.1-%s rolled_back" % kind, 120)
+        self.update(b, bundle, r"ota: 1\.1-%s rolled_back" % kind, 120)
+        # back on the old firmware: a boot of 1.0 after the trial one, in the safe state
+        def back():
+            return len(b.boots) >= 3 and b.boots[-1][0] == "1.0" and b.boots[-1][1]
+
+        ok = back() or b.pump(lambda ln: back(), 60)
+        time.sleep(1)
+        b.pump(lambda ln: False, 3)
         d = b.otadata()
-        rolled = ok and d["boot"] == 0 and d["state"] == "valid"
+        said = any("rolled_back" in ln for ln in b.log)
+        rolled = ok and said and d["boot"] == 0 and d["state"] == "valid"
         self._row("%s on boot" % kind, "bad_boot", b, ("1.0",), {"rolled_back": rolled,
                                                                  "ok": rolled})
 
