@@ -13,6 +13,7 @@ HELP = (
     "  tz POSIX_TZ            time zone, e.g. CET-1CEST,M3.5.0,M10.5.0/3 (saved)",
     "  time [sync]            clock state; 'sync' asks the NTP server now",
     "  ota URL | ota          update from an http:// URL (signed bundle) | update state",
+    "  counters               today's and lifetime energy, saves to flash",
 )
 
 
@@ -158,7 +159,21 @@ def _ota(ctx, args):
     return tuple(lines)
 
 
-COMMANDS = {"wifi": _wifi, "broker": _mqtt, "tz": _tz, "time": _time, "ota": _ota}
+def _counters(ctx, args):
+    p = getattr(ctx, "persist", None)
+    if p is None:
+        return ("counters: not kept on this board",)
+    c = ctx.counters
+    lines = ["%-10s %10s %12s" % ("Wh", "today", "lifetime")]
+    for k in ("import_wh", "export_wh", "ev_in_wh", "ev_out_wh", "pv_wh"):
+        lines.append("%-10s %10d %12d" % (k[:-3], getattr(c, k), p.lifetime(k)))
+    lines.append("charger starts %d; %s; flash saves %d (+%d deferred), every %d s%s" % (
+        p.charger_starts(), "restored" if p.restored else "waiting for the clock",
+        p.saves, p.deferred, p.cfg["interval_s"], ("; " + p.error) if p.error else ""))
+    return tuple(lines)
+
+
+COMMANDS = {"counters": _counters, "wifi": _wifi, "broker": _mqtt, "tz": _tz, "time": _time, "ota": _ota}
 
 
 def run(ctx, cmd, args):

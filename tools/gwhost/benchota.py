@@ -115,9 +115,8 @@ class Board:
         env.pop("GATEWAY_OTA_CUT", None)
         env.pop("GATEWAY_RS485", None)
         env.pop("GATEWAY_PLANT", None)
-        if self.cut_env:
+        if self.cut_env:  # every boot carries it until the cut has happened (exit 137)
             env["GATEWAY_OTA_CUT"] = self.cut_env
-            self.cut_env = None  # a power cut happens once
         self.proc = subprocess.Popen(
             [paths.MICROPYTHON, "-X", "heapsize=" + paths.LIVE_HEAP,
              os.path.join(FIELD, "simboot.py"), self.ota], stdin=subprocess.PIPE,
@@ -165,6 +164,8 @@ class Board:
             if line is None:  # the process ended: reset, crash or power cut -> boot again
                 self.proc.wait()
                 self.exits.append(self.proc.returncode)
+                if self.proc.returncode == 137:
+                    self.cut_env = None  # the power cut happened: no more
                 self.log.append("# exit %s: power on again" % self.proc.returncode)
                 if len(self.boots) > 12:
                     return False
