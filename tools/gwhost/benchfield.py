@@ -1,6 +1,7 @@
 """Field benchmark: time (SNTP against chronyd, DST rules against zoneinfo) and OTA.
 
 Usage: tools/bench-field [--json] [--syncs N] [--skip-ota]
+  ($MPY_ESP32LIKE: an ESP32-like 32-bit MicroPython binary to time the signature check on)
 Prints one JSON object on its last line (docs/installer-guide.md explains the keys):
   sntp_offset_ms_max     largest |offset| the firmware's SNTP client measured at a re-sync
                          (how far its clock had drifted), over >= 10 syncs
@@ -10,6 +11,8 @@ Prints one JSON object on its last line (docs/installer-guide.md explains the ke
   ntptime_block_ms       how long the blocking pattern of micropython-lib's ntptime
                          (settimeout(1) + recv) stalls the interpreter when no reply comes
   dst_transitions_checked, dst_errors   firmware gateway.tz vs CPython zoneinfo, 2026-2029
+  ota_verify_ms[_esp32like], ota_verify_step_ms_max[...]   RSA-3072 check: total, and the
+                         longest of its 17 steps (one event-loop turn each)
   ota_* (see gwhost.benchota)
 All firmware parts run on the MicroPython unix port at -X heapsize=110k.
 """
@@ -134,6 +137,36 @@ def sntp_check(syncs=12):
             "ntptime_block_ms": b["blocked_ms"]}
 
 
+def verify_time(runtime=None):
+    """The firmware's RSA-3072 check on the unix port (and on an ESP32-like 32-bit build of
+    MicroPython when $MPY_ESP32LIKE names its binary): total and longest step, ms."""
+    import hashlib
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    from gwhost import otatool
+
+    key = otatool.new_key(3072)
+    sig = key.sign(b"bundle", padding.PKCS1v15(), hashes.SHA256())
+    req = json.dumps({"n": "%x" % otatool.modulus(key), "sig": sig.hex(),
+                      "digest": hashlib.sha256(b"bundle").hexdigest()})
+    out = {}
+    for name, exe in (("unix", paths.MICROPYTHON), ("esp32like", runtime)):
+        if not exe:
+            continue
+        p = subprocess.run([exe, "-X", "heapsize=" + paths.HEAP,
+                            os.path.join(FIELD, "rsa_time.py")], input=req, capture_output=True,
+                           text=True, env=paths.micropython_env(), timeout=120, check=False)
+        r = json.loads(p.stdout.strip().splitlines()[-1])
+        if not r["ok"]:
+            raise RuntimeError("signature check failed on %s" % name)
+        sfx = "" if name == "unix" else "_esp32like"
+        out["ota_verify_ms" + sfx] = round(r["total_us"] / 1000, 1)
+        out["ota_verify_step_ms_max" + sfx] = round(r["step_max_us"] / 1000, 1)
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="JSON on the last line")
@@ -145,6 +178,7 @@ def main(argv=None):
     out = {}
     out.update(sntp_check(a.syncs))
     out.update(dst_check())
+    out.update(verify_time(os.environ.get("MPY_ESP32LIKE")))
     if not a.skip_ota:
         from gwhost import benchota
 
