@@ -59,3 +59,4 @@ bench: setup
 	@tools/bench-metering --json | tail -1
 	@tools/bench-safety --json | tail -1
 	@tools/bench-bus --json | tail -1
+	@tools/bench-field --json | tail -1

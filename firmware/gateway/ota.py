@@ -258,7 +258,7 @@ class Updater:
     def outcome(self, version, result, reason):
         self.version, self.result, self.reason = version, result, reason
         rec = {"version": version, "result": result, "reason": reason}
-        self._log(1 if result == RESULT_COMMITTED else 3, "ota: %s %s%s" % (
+        self._log(1 if result in (RESULT_COMMITTED, "switching") else 3, "ota: %s %s%s" % (
             version, result, (": " + reason) if reason else ""))
         if self.persist is not None:
             self.persist.record_ota(version, result, reason, -1)
