@@ -28,7 +28,7 @@ def test_real_power_within_one_percent_plus_5_w(p, q, f, v, h3, h5, off, noise, 
            "noise_uv": noise, "seed": 1 + phase}
     rig = Rig(sim=sim, start_us=phase)
     t = rig.truth
-    t.v_mv, t.f_mhz = v, f
+    t.v_mv, t.f_millihz = v, f
     t.ch_w[0], t.ch_var[0] = p, q
     s_va = (p * p + q * q) ** 0.5
     if s_va / v * 1000 * (1 + (h3 + h5) / 100) > 100:  # beyond the 100 A CT: clips
@@ -40,7 +40,7 @@ def test_real_power_within_one_percent_plus_5_w(p, q, f, v, h3, h5, off, noise, 
     if abs(p) > allowance(p):
         assert (m.grid_w > 0) == (p > 0)
     assert abs(m.v_mv - v) <= v * 0.005
-    assert abs(m.f_mhz - f) <= 20
+    assert abs(m.f_millihz - f) <= 20
 
 
 def _bounded_tracer(bad):

@@ -94,12 +94,12 @@ class Oracle:
         m = rig.m
         present = (contact == CONTACT_GRID and not self.edge_now and m.valid
                    and 0 <= ticks_diff(now, m.t_ms) <= CFG["meter_stale_ms"]
-                   and not m.flags and m.v_mv >= V_LOSS and m.f_mhz > 0)
+                   and not m.flags and m.v_mv >= V_LOSS and m.f_millihz > 0)
         for d in (rig.ch, rig.inv):
             present = present and d.online and d.grid_ok and \
                 0 <= ticks_diff(now, d.t_ms) <= CFG["device_stale_ms"]
         safe = (present and c_stable and RC_V[0] <= m.v_mv <= RC_V[1]
-                and RC_F[0] <= m.f_mhz <= RC_F[1] and abs(m.rocof_mhz_s) <= ROCOF)
+                and RC_F[0] <= m.f_millihz <= RC_F[1] and abs(m.rocof_mhz_s) <= ROCOF)
         self.edge_now = False
         if not present or gap:
             self.present_since = now if present else None
@@ -222,7 +222,7 @@ class SafetyMachine(RuleBasedStateMachine):
     def all_good(self, n, dt):
         r = self.rig
         r.contact, r.valid, r.meter_live = CONTACT_GRID, True, True
-        r.v_mv, r.f_mhz, r.rocof, r.flags = 230000, 50000, 0, 0
+        r.v_mv, r.f_millihz, r.rocof, r.flags = 230000, 50000, 0, 0
         r.ch_online = r.ch_grid = r.ch_live = r.inv_online = r.inv_grid = r.inv_live = True
         self.ticks(n, dt)
 
@@ -232,7 +232,7 @@ class SafetyMachine(RuleBasedStateMachine):
                                "inv_live", None]))
     def disturb(self, n, dt, meter, valid, contact, dev):
         r = self.rig
-        r.v_mv, r.f_mhz, r.rocof, r.flags = meter
+        r.v_mv, r.f_millihz, r.rocof, r.flags = meter
         r.valid, r.contact = valid, contact
         if dev:
             setattr(r, dev, False)

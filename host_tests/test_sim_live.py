@@ -15,6 +15,7 @@ Timeline (scenario seconds; the firmware's reconnection delay is set to 4 s):
 """
 
 import json
+import re
 
 import pytest
 
@@ -27,7 +28,7 @@ METER_STALE_MS = 1000  # the default of safety.meter_stale_ms
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def live(tmp_path_factory):
     d = tmp_path_factory.mktemp("live")
     rows = ["t_s,pv_w,load_w", "0,0,900", "46,0,1100", "66,0,800"]
     (d / "s.csv").write_text("\n".join(rows) + "\n")
@@ -48,9 +49,15 @@ def run(tmp_path_factory):
     }
     (d / "s.json").write_text(json.dumps(scen))
     faults = [(82.0, "stall_metering"), (85.0, "resume_metering"), (94.0, "kill_devices")]
-    r = LiveRun(load(str(d / "s.json")), 0, 100, warmup_s=0, faults=faults)
+    typed = [(24.0, "status"), (24.5, "bus"), (25.0, "safety")]  # at the serial console
+    r = LiveRun(load(str(d / "s.json")), 0, 100, warmup_s=0, faults=faults, console=typed)
     metrics = r.run()
-    return metrics, r.trace
+    return metrics, r.trace, r
+
+
+@pytest.fixture(scope="module")
+def run(live):
+    return live[0], live[1]
 
 
 def _rows(trace, t0, t1):
@@ -129,3 +136,30 @@ def test_silent_devices_block_within_the_stale_age(run):
     assert any(r["interlock"] for r in _rows(trace, 90, 94)), "not armed before the fault"
     after = _rows(trace, 94 + DEVICE_STALE_MS / 1000 + 1.5, 100)
     assert after and not any(r["interlock"] for r in after), "still exporting: devices dead"
+
+
+def test_console_and_state_show_names_lag_and_bus(live):
+    """Through the real wiring (main.py as sim-live starts it): the console and the state
+    JSON carry state and reason names, the measured loop lag and the bus counters."""
+    _, _, r = live
+    out = "\n".join(r.fw_lines)
+    # `status` while the grid is up and the car covers the house (re-armed at ~5 s)
+    assert re.search(r"^(> )?grid +[-+]\d+ W   house", out, re.M), out[-3000:]
+    assert re.search(r"^safety  normal \(1\)   grid up   export yes", out, re.M), out[-3000:]
+    assert re.search(r"reason [a-z_]+ \(\d+\)", out), out[-3000:]
+    lag = re.search(r"loop lag max (\d+) ms", out)
+    assert lag and 0 <= int(lag.group(1)) < 1000, out[-3000:]
+    tx = re.search(r"^bus     transactions (\d+)   errors (\d+)   retries \d+   stops (\d+)",
+                   out, re.M)
+    assert tx and int(tx.group(1)) > 50 and int(tx.group(3)) >= 1, out[-3000:]
+    assert re.search(r"^         stop none   longest transaction \d+ us", out, re.M)
+    # `safety`
+    assert re.search(r"^(> )?state normal \(1\)   reason (ok|ramp) \(\d\)   grid up", out, re.M)
+    # the last state JSON (the devices were killed at 94 s: blocked, the grid still up)
+    s = r.state
+    assert s is not None, "no state JSON seen"
+    assert s["safety"] in ("grid_lost_blocked", "reconnect_wait", "fault"), s
+    assert isinstance(s["safety_reason"], str) and isinstance(s["reason"], str), s
+    assert s["lag_ms"] >= 0 and s["lag_max_ms"] >= s["lag_ms"], s
+    assert s["bus"]["tx"] > 500 and s["bus"]["stops"] >= 3 and s["bus_err"] is None, s
+    assert s["grid_up"] is True, s

@@ -3,17 +3,28 @@
 # Data flows one way per cycle: metering fills Meter, the bus task fills Charger
 # and Inverter, safety judges (Permits, the interlock), control decides
 # (Setpoints), the bus task writes them. Telemetry and the console only read
-# these records and submit validated requests (gateway/wiring.py starts them).
-# Entry: gateway.wiring.main() (firmware/main.py).
+# these records and submit validated requests. gateway.wiring.build() builds a
+# Gateway together with the bus, telemetry and the console; this module never
+# imports gateway.wiring. Entry: gateway.wiring.main() (firmware/main.py).
 import gc
 
 import asyncio
 from gateway.clock import ticks_diff
+from gateway.control import Controller
 from gateway.log import Log
 from gateway.modbus.bus import STOP_CONFIRMED, STOP_PENDING
-from gateway.model import Charger, Counters, Inverter, Meter, Permits, Setpoints
-from gateway.safety import REASON_FAULT_EXCEPTION, REASON_FAULT_TASK, STATE_FAULT
+from gateway.model import Charger, Counters, Inverter, Lag, Meter, Permits, Setpoints
+from gateway.plan import Planner, wall_s
+from gateway.safety import (
+    REASON_FAULT_EXCEPTION,
+    REASON_FAULT_TASK,
+    REASON_NAMES,
+    STATE_FAULT,
+    STATE_NAMES,
+    Safety,
+)
 from gateway.supervisor import Supervisor
+from gateway.tariff import Tariff, TariffError
 
 _RECOVERABLE = (REASON_FAULT_EXCEPTION, REASON_FAULT_TASK)
 
@@ -29,10 +40,11 @@ class Gateway:
     """Everything one running gateway owns. The safety task alone energises the
     interlock; the contact IRQ and the safe-state path can only de-energise it.
 
-    config: a gateway.config.Config (wiring.build_config) or None for defaults.
+    config: the validated gateway.config.Config (see gateway.wiring.build, which
+    builds a whole gateway: use it rather than this class directly).
     """
 
-    def __init__(self, board, config=None, out=print):
+    def __init__(self, board, config, out=print):
         self.board = board
         self.clock = board.clock
         self.out = out
@@ -44,42 +56,35 @@ class Gateway:
         self.counters = Counters()
         self.log = Log(40, self.clock, echo=self._echo)
         self.safety = None
-        self.bus = None
-        self.client = None
+        self.bus = None  # the services gateway.wiring.build() adds: the RS-485 bus, ...
+        self.client = None  # ... the MQTT client, telemetry, the console and their context
+        self.telemetry = None
+        self.console = None
+        self.view = None
         self.stopping = False
-        self.loop_lag_ms_max = 0
+        self.lag = Lag()  # event-loop lag, measured by monitor()
+        self.wall = None  # fn() -> (UTC s since 2000, local s of day): gateway.fieldwire
         self.heap_peak_bytes = 0
         self.safe_reason = "boot"
         self._stop_seq = 0
         self.extra_services = []  # (name, factory): tests and optional services
         self.sup = Supervisor(self.clock, self.safe_state, self.log.error)
         self.safe_state("boot")  # the very first thing: export blocked, no setpoints
-        if config is None:
-            from gateway.wiring import build_config
-
-            config = build_config(board, self.log, self.permits, path=None)
         self.config = config
         data = config.data
         a = data["app"]
         self.safety_tick_ms = a["safety_tick_ms"]
         self.fault_quiet_ms = a["fault_quiet_ms"]
-        from gateway.safety import Safety
-
         inv = self.inverter if data["inverter"]["kind"] != "none" else None
         self.safety = Safety(data["safety"], self.meter, self.charger, inv, self.permits)
         if self.safety.config_error:
             self.log.error("config: safety settings invalid (%s): defaults loaded, FAULT"
                            " latched" % self.safety.config_error)
-        from gateway.control import Controller
-
         self.control = Controller(data["control"])
         self._init_plan(data)
 
     def _init_plan(self, data):
         """The price schedule (config, then the retained MQTT topic) and the planner."""
-        from gateway.plan import Planner
-        from gateway.tariff import Tariff, TariffError
-
         self.tariff = Tariff()
         sched = data.get("tariff", {}).get("schedule")
         if sched:
@@ -182,11 +187,9 @@ class Gateway:
         return b is not None and seq == self._stop_seq and b.stop_state == STOP_CONFIRMED
 
     def _show_safety(self):
-        from gateway import safety
-
         s = self.safety
-        name = safety.STATE_NAMES[s.state].upper()
-        why = safety.REASON_NAMES.get(s.reason, str(s.reason))
+        name = STATE_NAMES[s.state].upper()
+        why = REASON_NAMES.get(s.reason, str(s.reason))
         self.log.info("safety: %s (%s); interlock %s" % (
             name, why, "ON: export permitted" if s.interlock_on else "off: export blocked"))
         self.board.report("safety", "%s(%s)" % (name, why))
@@ -217,12 +220,10 @@ class Gateway:
 
     async def plan_service(self):
         """Once a second: the planner with the wall clock (idle until the clock is set)."""
-        from gateway.plan import wall_s
-
         pl = self.planner
         off = pl.cfg["utc_offset_min"]
         while not self.stopping:
-            w = getattr(self, "wall", None)  # SNTP + POSIX TZ (gateway/fieldwire.py)
+            w = self.wall  # SNTP + POSIX TZ (gateway/fieldwire.py), else the RTC
             now_s, tod_s = w() if w is not None else wall_s(off)
             if now_s >= 0:
                 pl.update(now_s, tod_s, self.control, self.meter, self.charger,
@@ -276,7 +277,7 @@ class Gateway:
             t0 = clock.now_ms()
             await asyncio.sleep_ms(period_ms)
             now = clock.now_ms()
-            self.loop_lag_ms_max = max(self.loop_lag_ms_max, ticks_diff(now, t0) - period_ms)
+            self.lag.add(ticks_diff(now, t0) - period_ms)
             if ticks_diff(now, last_report) >= 1000:
                 last_report = now
                 gc.collect()  # the chosen point of each second: what stays is live data
@@ -290,7 +291,7 @@ class Gateway:
             c.modbus_ok = b.transactions - b.errors
             c.modbus_errors = b.errors
         return "lag_ms=%d heap_peak=%d exceptions=%d mb_tx=%d mb_err=%d mqtt_drops=%d" % (
-            self.loop_lag_ms_max, self.heap_peak_bytes, self.exceptions(),
+            self.lag.max_ms, self.heap_peak_bytes, self.exceptions(),
             c.modbus_ok + c.modbus_errors, c.modbus_errors, c.mqtt_drops)
 
     def exceptions(self):

@@ -1,6 +1,6 @@
 # Commands over MQTT: one topic, JSON objects, whitelisted keys, bounded values.
 #
-# A command is a JSON object such as {"id": 7, "mode": "pv", "soc_reserve_pct": 40}.
+# A command is a JSON object such as {"id": 7, "mode": "v1g", "soc_reserve_pct": 40}.
 # Every command gets one reply: {"id": 7, "result": "accepted", "applied": {...}}
 # or {"id": 7, "result": "rejected", "reason": "soc_reserve_pct: 120 is above the
 # maximum 100"}. All keys are checked before anything is applied (all or nothing).
@@ -114,7 +114,7 @@ class Commands:
         except Exception:  # noqa: BLE001 - ValueError on both runtimes; be sure
             raise ConfigError("payload is not valid JSON")
         if not isinstance(obj, dict):
-            raise ConfigError("expected a JSON object like {\"mode\": \"pv\"}")
+            raise ConfigError("expected a JSON object like {\"mode\": \"v1g\"}")
         for k in obj:  # MicroPython's parser also takes {1: 2} and {"a" 1}: check, never trust
             if not isinstance(k, str):
                 raise ConfigError("keys must be strings, got %s" % _short(repr(k)))

@@ -15,17 +15,13 @@
 import asyncio
 import sys
 
-from gateway.util import unload
 from micropython import const
 
 MAX_LINE = const(120)
 
 
 class Console:
-    """ctx (duck-typed): meter, charger, inverter, permits, setpoints, counters,
-    config (gateway.config.Config), log (gateway.log.Log), clock; optional:
-    client (gateway.mqtt.MQTTClient), lag (LoopLag), bus (object with stats()
-    returning lines), names ({"safety": {code: text}, ...}).
+    """ctx: the gateway's gateway.model.View (built by gateway.wiring.build()).
     echo: True where the terminal does not echo (the ESP32 UART), False on a
     cooked unix terminal (the kernel echoes and edits the line)."""
 
@@ -37,11 +33,6 @@ class Console:
         self.commands = 0
         self.errors = 0
         self._cmds = None  # gateway.consolecmd, imported when the first line arrives
-
-    def unload(self):
-        """Drop the command module (e.g. when the installer is done) to free its heap."""
-        self._cmds = None
-        unload("gateway.consolecmd")
 
     # ---- input ----
     async def run(self, reader=None, write=None):

@@ -1,7 +1,9 @@
-# The serial console's commands (see gateway/console.py, which imports this
-# module for each command line and unloads it afterwards to keep the heap free).
-# Each command takes (console, args) and returns the lines to print.
+# The serial console's commands. gateway/console.py imports this module when the
+# first command line arrives and keeps it from then on. Each command takes
+# (ctx, args), ctx being the gateway's gateway.model.View, and returns the lines
+# to print; HELP lists every command (docs/installer-guide.md shows their output).
 from gateway.clock import ticks_diff
+from gateway.model import GRID_UNKNOWN, GRID_UP
 from gateway.schema import ConfigError, is_secret
 from gateway.util import name_of
 
@@ -47,16 +49,22 @@ def _yn(b):
     return "yes" if b else "no"
 
 
-def _age(now, rec):
-    if not getattr(rec, "t_ms", 0) and not getattr(rec, "valid", True):
+def _age(now, rec, fresh):
+    if not rec.t_ms and not fresh:
         return "never"
     return "%d ms ago" % ticks_diff(now, rec.t_ms)
 
 
-def _name(ctx, table, code):
-    t = (getattr(ctx, "names", None) or {}).get(table)
-    s = name_of(t, code)
+def _name(table, code):
+    s = name_of(table, code)
     return str(code) if s == code else "%s (%d)" % (s, code)
+
+
+def _grid(p):
+    return "unknown" if p.grid == GRID_UNKNOWN else "up" if p.grid == GRID_UP else "DOWN"
+
+
+_STOP = ("none", "pending", "confirmed")  # Bus.stop_state (gateway.modbus.bus.STOP_*)
 
 
 def _help(ctx, args):
@@ -68,30 +76,38 @@ def _help(ctx, args):
 def _status(ctx, args):
     c = ctx
     m, ch, inv, p, sp, n = c.meter, c.charger, c.inverter, c.permits, c.setpoints, c.counters
-    ctl = c.config.data.get("control", {})
-    cl = getattr(c, "client", None)
-    lag = getattr(c, "lag", None)
+    ctl = c.config.data["control"]
     return (
         "grid    %+6d W   house %6d W   pv %6d W   meter %s" % (
             m.grid_w, m.house_w, inv.pv_w, "ok" if m.valid else "INVALID"),
         "car     %+6d W   setpoint %+6d W   soc %3d %%   plugged %s   session %s" % (
             ch.power_w, sp.ev_w, ch.soc_pct, _yn(ch.plugged), _yn(ch.session)),
         "battery %+6d W   soc %3d %%" % (inv.batt_w, inv.batt_soc_pct),
-        "safety  %s   export %s   discharge %s   island %s" % (
-            _name(ctx, "safety", p.state), _yn(p.export), _yn(p.discharge), _yn(p.island)),
+        "safety  %s   grid %s   export %s   discharge %s   island %s" % (
+            _name(c.state_names, p.state), _grid(p), _yn(p.export), _yn(p.discharge),
+            _yn(p.island)),
         "control mode %s   reserve %s %%   max %s %%   reason %s" % (
-            ctl.get("mode", "-"), ctl.get("soc_reserve_pct", "-"), ctl.get("soc_max_pct", "-"),
-            _name(ctx, "reason", sp.reason)),
-        "mqtt    %s   drops %d   modbus errors %d   loop lag max %s ms" % (
-            _link(cl), n.mqtt_drops,
-            n.modbus_errors, lag.max_ms if lag else "-"),
+            ctl["mode"], ctl["soc_reserve_pct"], ctl["soc_max_pct"],
+            _name(c.control_reasons, sp.reason)),
+        "mqtt    %s   drops %d   modbus errors %d   loop lag max %d ms" % (
+            _link(c.client), n.mqtt_drops, n.modbus_errors, c.lag.max_ms),
+        _bus_line(c),
         "config  %s%s" % (c.config.source, "   ERROR " + c.config.error if c.config.error
                           else ""),
     ) + _plan(c)
 
 
+def _bus_line(c):
+    b = c.bus
+    if b is None:
+        return "bus     ERROR %s" % (c.bus_error or "no bus")
+    st = b.stats()
+    return "bus     transactions %d   errors %d   retries %d   stops %d" % (
+        st["transactions"], st["errors"], st["retries"], st["stops"])
+
+
 def _plan(c):
-    pl = getattr(c, "planner", None)
+    pl = c.planner
     if pl is None:
         return ()
     m = pl.autonomy_min
@@ -107,10 +123,10 @@ def _meters(ctx, args):
                    for i in range(len(m.ph_w)))
     return (
         "valid %s   window %d   updated %s   flags 0x%04x" % (
-            _yn(m.valid), m.seq, _age(now, m), m.flags),
+            _yn(m.valid), m.seq, _age(now, m, m.valid), m.flags),
         "grid %+d W   house %d W" % (m.grid_w, m.house_w),
         "voltage %d.%03d V   frequency %d.%03d Hz   rocof %d mHz/s" % (
-            m.v_mv // 1000, m.v_mv % 1000, m.f_mhz // 1000, m.f_mhz % 1000, m.rocof_mhz_s),
+            m.v_mv // 1000, m.v_mv % 1000, m.f_millihz // 1000, m.f_millihz % 1000, m.rocof_mhz_s),
         ph,
     )
 
@@ -120,31 +136,34 @@ def _bus(ctx, args):
     now = c.clock.now_ms()
     lines = [
         "charger  online %s   updated %s   state %d   fault %d" % (
-            _yn(ch.online), _age(now, ch), ch.state, ch.fault),
+            _yn(ch.online), _age(now, ch, ch.online), ch.state, ch.fault),
         "         power %+d W   setpoint %+d W   min %d W   max +%d/-%d W   grid ok %s" % (
             ch.power_w, ch.setpoint_w, ch.min_w, ch.max_charge_w, ch.max_discharge_w,
             _yn(ch.grid_ok)),
         "inverter online %s   updated %s   pv %d W   battery %+d W %d %%" % (
-            _yn(inv.online), _age(now, inv), inv.pv_w, inv.batt_w, inv.batt_soc_pct),
+            _yn(inv.online), _age(now, inv, inv.online), inv.pv_w, inv.batt_w, inv.batt_soc_pct),
         "         export limit %d W   grid ok %s" % (inv.export_limit_w, _yn(inv.grid_ok)),
         "modbus   ok %d   errors %d" % (n.modbus_ok, n.modbus_errors),
+        _bus_line(c),
     ]
-    bus = getattr(c, "bus", None)
-    if bus is not None and hasattr(bus, "stats"):
-        lines.extend(bus.stats())
+    b = c.bus
+    if b is not None:
+        st = b.stats()
+        lines.append("         stop %s   longest transaction %d us   longest step %d us" % (
+            _STOP[st["stop_state"]], st["busy_us_max"], st["step_us_max"]))
     return lines
 
 def _safety(ctx, args):
     p = ctx.permits
     return (
-        "state %s   reason %s" % (_name(ctx, "safety", p.state),
-                                  _name(ctx, "safety_reason", p.reason)),
+        "state %s   reason %s   grid %s" % (_name(ctx.state_names, p.state),
+                                            _name(ctx.safety_reasons, p.reason), _grid(p)),
         "export %s   discharge %s   charge %s   island %s   limit %d W" % (
             _yn(p.export), _yn(p.discharge), _yn(p.charge), _yn(p.island), p.limit_w),
     )
 
 def _mqtt(ctx, args):
-    cl = getattr(ctx, "client", None)
+    cl = ctx.client
     if cl is None:
         return ("mqtt off",)
     return (

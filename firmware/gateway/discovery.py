@@ -26,7 +26,7 @@ ev_w|Car power|power|W|m|
 ev_set_w|Car setpoint|power|W|m|
 ev_soc|Car battery|battery|%|m|
 v|Grid voltage|voltage|V|m||{{ (value_json.v_mv / 1000) | round(1) }}
-f|Grid frequency|frequency|Hz|m||{{ (value_json.f_mhz / 1000) | round(2) }}
+f|Grid frequency|frequency|Hz|m||{{ (value_json.f_millihz / 1000) | round(2) }}
 import_wh|Grid import today|energy|Wh|t|
 export_wh|Grid export today|energy|Wh|t|
 ev_in_wh|Car charged today|energy|Wh|t|

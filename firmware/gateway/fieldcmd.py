@@ -60,7 +60,7 @@ def _save(cfg):
 
 def _wifi(ctx, args):
     cfg = ctx.config
-    net = getattr(ctx, "net", None)
+    net = ctx.net
     if not args:
         if net is None:
             return ("network: handled by the host (simulated board)",)
@@ -103,10 +103,7 @@ def _tz(ctx, args):
         return ("time zone now: %s" % cfg.data["time"]["tz"],
                 "usage: tz CET-1CEST,M3.5.0,M10.5.0/3 (UK: GMT0BST,M3.5.0/1,M10.5.0)")
     z = TZ(args[0])  # TZError (a ValueError) names the problem
-    cfg.set("time.tz", args[0])
-    tzobj = getattr(ctx, "tz", None)
-    if tzobj is not None:
-        ctx.tz = z
+    cfg.set("time.tz", args[0])  # the gateway's listener applies it (gateway/fieldwire.py)
     return ("time zone %s (standard %s %+d min%s); config %s" % (
         args[0], z.std_name, z.std_off // 60,
         (", daylight %s %+d min" % (z.dst_name, z.dst_off // 60)) if z.dst_name else "",
@@ -114,7 +111,7 @@ def _tz(ctx, args):
 
 
 def _time(ctx, args):
-    s = getattr(ctx, "sntp", None)
+    s = ctx.sntp
     if s is None:
         return ("time: no clock service",)
     if args and args[0] == "sync":
@@ -127,7 +124,7 @@ def _time(ctx, args):
     if t >= 0:
         from gateway.tz import civil_from_days
 
-        z = getattr(ctx, "tz", None)
+        z = ctx.tz
         lt = z.local(t) if z is not None else t
         y, mo, d = civil_from_days(lt // 86400)
         sec = lt % 86400
@@ -139,7 +136,7 @@ def _time(ctx, args):
 
 
 def _ota(ctx, args):
-    up = getattr(ctx, "ota", None)
+    up = ctx.ota
     if up is None:
         return ("ota: this board has no update slots",)
     if args:
@@ -152,7 +149,7 @@ def _ota(ctx, args):
     g = up.gate
     if g is not None and g.state == "pending":
         lines.append("on trial: %s" % (g.why or "healthy so far"))
-    p = getattr(ctx, "persist", None)
+    p = ctx.persist
     if p is not None:
         for o in p.ota:
             lines.append("  %s %s %s" % (o["v"], o["result"], o["reason"]))
@@ -160,7 +157,7 @@ def _ota(ctx, args):
 
 
 def _counters(ctx, args):
-    p = getattr(ctx, "persist", None)
+    p = ctx.persist
     if p is None:
         return ("counters: not kept on this board",)
     c = ctx.counters

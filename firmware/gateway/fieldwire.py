@@ -122,7 +122,9 @@ def _persist(gw):
     base = (st + "/") if st else ""
     rtc = None
     if gw.board.spec.get("port") == "esp32":
-        rtc = _Esp32Rtc()
+        from gateway.ports.esp32_ota import RtcMemory
+
+        rtc = RtcMemory()
     elif st:
         rtc = FileRtc(base + "rtcmem.bin")
     p = Persist(gw.config.data["persist"], gw.counters, base + "state.json", rtc=rtc,
@@ -142,22 +144,6 @@ def _persist(gw):
         await p.run(gw.clock, lambda: local_day(gw))
 
     gw.extra_services.append(("persist", run))
-
-
-class _Esp32Rtc:
-    """ESP32 RTC slow memory (2 KB): kept across watchdog, soft and OTA resets."""
-
-    def read(self):
-        import machine
-
-        return machine.RTC().memory()
-
-    def write(self, data):
-        import machine
-
-        if len(data) > 2000:
-            raise OSError(27, "record too large for RTC memory")
-        machine.RTC().memory(data)
 
 
 def _topics(gw):
@@ -183,11 +169,21 @@ def field_json(gw):
 
 
 def attach(gw):
-    """Start the field services on `gw` (after wiring built the bus and telemetry)."""
+    """Start the field services on `gw` (after wiring built the bus and telemetry) and
+    show them to the console and telemetry through gw.view."""
     gw.net = _network(gw)
     _time(gw, gw.net)
     gw.wall = lambda: wall(gw)
     _persist(gw)
+
+    def on_change(changes):  # a new time zone applies at once (console `tz`)
+        from gateway.tz import TZ
+
+        for sec, key, value in changes:
+            if sec == "time" and key == "tz":
+                gw.tz = gw.view.tz = TZ(value)
+
+    gw.config.listeners.append(on_change)
     root = _topics(gw)
     client = gw.client
 
@@ -200,7 +196,11 @@ def attach(gw):
     from gateway import ota
 
     ota.attach(gw, gw.persist, publish)
-    if client is not None:
+    v = gw.view
+    v.net, v.sntp, v.tz, v.ota, v.persist = gw.net, gw.sntp, gw.tz, gw.ota, gw.persist
+    # the MQTT client calls its on_message for every topic: route <root>/ota/set here and
+    # the rest to telemetry (test stand-ins without the attribute get no OTA topic)
+    if client is not None and hasattr(client, "on_message"):
         set_topic = root + "/ota/set"
         client.subscribe(set_topic, 1)
         inner = client.on_message

@@ -22,7 +22,7 @@ class Meter:
         self.grid_w = 0  # + import, sum of phases
         self.house_w = 0  # household consumption CT (without the car), when fitted
         self.v_mv = 0  # rms voltage of the reference phase, mV
-        self.f_mhz = 0  # mains frequency, mHz
+        self.f_millihz = 0  # mains frequency, millihertz (50 Hz = 50000)
         self.rocof_mhz_s = 0  # rate of change of frequency, mHz/s
         self.flags = 0  # metering.FLAG_* bits (no_voltage, ct_open, clipped, ...)
         self.ph_w = [0] * PHASES  # per-phase signed power where measured
@@ -62,10 +62,16 @@ class Inverter:
         self.grid_ok = True  # the inverter's own grid status (connected, in window)
 
 
+GRID_UNKNOWN = const(-1)  # Permits.grid: no usable meter window (invalid, stale, flagged)
+GRID_DOWN = const(0)  # contact not at GRID, voltage lost or tripped, a device without grid
+GRID_UP = const(1)
+
+
 class Permits:
     """What the safety supervisor allows this cycle (read by control)."""
 
     def __init__(self):
+        self.grid = GRID_UNKNOWN  # safety's judgement of the grid at its last tick
         self.state = 0  # safety.STATE_*
         self.export = False  # interlock energised: energy may flow toward the grid connection
         self.discharge = False  # car / battery may feed the house
@@ -85,6 +91,59 @@ class Setpoints:
         self.batt_w = 0  # home battery, + charge
         self.export_limit_w = 0  # inverter export limit (0 = no export)
         self.reason = 0  # control.REASON_*: why not charging / discharging
+
+
+class Lag:
+    """Event-loop lag: how late a short sleep wakes (Gateway.monitor writes it)."""
+
+    def __init__(self):
+        self.max_ms = 0  # worst since boot
+        self.window_ms = 0  # worst since the last take_window()
+
+    def add(self, lag_ms):
+        if lag_ms > self.window_ms:
+            self.window_ms = lag_ms
+            self.max_ms = max(self.max_ms, lag_ms)
+
+    def take_window(self):
+        """The worst lag since the last call (telemetry: one state period), then restart."""
+        v = self.window_ms
+        self.window_ms = 0
+        return v
+
+
+class View:
+    """Everything the console and telemetry read, built once by gateway.wiring.build():
+    the records (read only), the config and log, the gateway's own measurements, and
+    the name tables. No probing: every attribute is here, None where not fitted."""
+
+    def __init__(self, clock, log, config, meter, charger, inverter, permits, setpoints,
+                 counters, lag):
+        self.clock = clock
+        self.log = log  # gateway.log.Log
+        self.config = config  # gateway.config.Config
+        self.meter = meter
+        self.charger = charger
+        self.inverter = inverter
+        self.permits = permits
+        self.setpoints = setpoints
+        self.counters = counters
+        self.lag = lag  # Lag
+        self.state_names = ()  # safety.STATE_NAMES: Permits.state -> text
+        self.safety_reasons = {}  # safety.REASON_NAMES: Permits.reason -> text
+        self.control_reasons = ()  # control.REASON_NAMES: Setpoints.reason -> text
+        self.bus = None  # gateway.modbus.bus.Bus (stats()), or None: no bus
+        self.bus_error = None  # why there is no bus (text), or None
+        self.client = None  # gateway.mqtt.MQTTClient once telemetry is built
+        self.planner = None  # gateway.plan.Planner
+        self.tariff = None  # gateway.tariff.Tariff (the retained price topic lands here)
+        self.actions = {}  # {"stop_now": fn} for commands
+        # the field services (gateway/fieldwire.py); None where not fitted
+        self.net = None  # gateway.netmgr.NetManager or netmgr.Always
+        self.sntp = None  # gateway.sntp.Sntp or fieldwire.HostTime
+        self.tz = None  # gateway.tz.TZ
+        self.ota = None  # gateway.ota.Updater
+        self.persist = None  # gateway.persist.Persist
 
 
 # W*ms in one Wh: energy is integrated in W*ms remainders so no step ever needs a float.

@@ -272,7 +272,7 @@ class Updater:
 
         if self.state in ("downloading", "verifying", "waiting", "switching"):
             return "an update is already %s" % self.state
-        gate = getattr(self, "gate", None)
+        gate = self.gate
         if gate is not None and gate.state == "pending":
             return "this firmware is not committed yet"
         try:

@@ -20,7 +20,7 @@
 from micropython import const
 
 from gateway.clock import ticks_add, ticks_diff
-from gateway.model import Permits
+from gateway.model import GRID_DOWN, GRID_UNKNOWN, GRID_UP, Permits
 from gateway.safety_cfg import (  # noqa: F401 - re-exported for the config/MQTT layers
     PROFILES,
     READ_ONLY,
@@ -255,6 +255,11 @@ class Safety:
         if c_stable:
             self._c_t = ticks_add(now_ms, -self._c_stable_ms)  # saturate
         self._judge(now_ms, dt, pos != CONTACT_GRID or edge, c_stable)
+        p = self.permits
+        if pos == CONTACT_ISLAND:
+            p.grid = GRID_DOWN  # the transfer switch isolates the house
+        elif pos != CONTACT_GRID and p.grid == GRID_UP:
+            p.grid = GRID_UNKNOWN  # the contact cannot tell
         if gap:
             self._blk = REASON_TICK_GAP
             self._hold = REASON_TICK_GAP
@@ -285,33 +290,45 @@ class Safety:
             r = REASON_METER_STALE
         elif m.flags & self._flag_mask:
             r = REASON_METER_FLAGS
-        elif m.v_mv < g.v_loss_mv or m.f_mhz <= 0:
+        elif m.v_mv < g.v_loss_mv or m.f_millihz <= 0:
             r = REASON_V_LOSS  # never "in window" without a voltage
         if r:
             g.reset()
             bits |= EV_METER
         else:
-            r = g.update(now, dt, m.v_mv, m.f_mhz, m.rocof_mhz_s)
+            r = g.update(now, dt, m.v_mv, m.f_millihz, m.rocof_mhz_s)
             if r:
                 bits |= _bit(r)
             else:
-                w = g.window(m.v_mv, m.f_mhz, m.rocof_mhz_s)
+                w = g.window(m.v_mv, m.f_millihz, m.rocof_mhz_s)
                 if w:
                     bits |= _bit(w)
                     if not hold:
                         hold = w
         if r and not blk:
             blk = r
+        # the grid as this tick judges it (Permits.grid, for telemetry and the console)
+        if r == REASON_V_LOSS or (r and not bits & EV_METER):
+            grid = GRID_DOWN
+        elif r:
+            grid = GRID_UNKNOWN  # no usable meter window
+        else:
+            grid = GRID_UP
         r = self._device(now, self.charger, 1, REASON_CHARGER_OFFLINE, REASON_CHARGER_GRID)
         if r:
             bits |= EV_CHARGER
             if not blk:
                 blk = r
+            if r == REASON_CHARGER_GRID:
+                grid = GRID_DOWN
         r = self._device(now, self.inverter, 2, REASON_INVERTER_OFFLINE, REASON_INVERTER_GRID)
         if r:
             bits |= EV_INVERTER
             if not blk:
                 blk = r
+            if r == REASON_INVERTER_GRID:
+                grid = GRID_DOWN
+        self.permits.grid = grid
         self._blk = blk
         self._hold = blk if blk else hold
         self.evidence = bits

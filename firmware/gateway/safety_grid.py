@@ -70,7 +70,7 @@ class GridWindow:
         for i in range(9):
             self._on[i] = False
 
-    def update(self, now_ms, dt_ms, v_mv, f_mhz, rocof_mhz_s):
+    def update(self, now_ms, dt_ms, v_mv, f_millihz, rocof_mhz_s):
         """Advance the stages by one tick with a valid reference; the trip reason or 0.
 
         dt_ms (>= 0, capped by the caller) weights the sample in the sliding mean.
@@ -84,7 +84,7 @@ class GridWindow:
         self.tripped = 0
         for i in range(9):
             s = self._src[i]
-            x = v_mv if s == _V else f_mhz if s == _F else r if s == _R else self.v_mean_mv
+            x = v_mv if s == _V else f_millihz if s == _F else r if s == _R else self.v_mean_mv
             if s == _M and self._count == 0:
                 hit = False
             elif self._over[i]:
@@ -104,11 +104,11 @@ class GridWindow:
                     self.tripped = self._why[i]
         return self.tripped
 
-    def window(self, v_mv, f_mhz, rocof_mhz_s):
+    def window(self, v_mv, f_millihz, rocof_mhz_s):
         """0 when the reference is inside the reconnection window, else the reason."""
         if v_mv < self.rc_v_lo_mv or v_mv > self.rc_v_hi_mv:
             return REASON_V_WINDOW
-        if f_mhz < self.rc_f_lo_mhz or f_mhz > self.rc_f_hi_mhz:
+        if f_millihz < self.rc_f_lo_mhz or f_millihz > self.rc_f_hi_mhz:
             return REASON_F_WINDOW
         if abs(rocof_mhz_s) > self.rocof_mhz_s:
             return REASON_ROCOF

@@ -21,6 +21,7 @@ import json
 
 from gateway.clock import ticks_add, ticks_diff
 from gateway.commands import Commands
+from gateway.model import GRID_UNKNOWN, GRID_UP
 from gateway.util import Topics, name_of, rand16, unload
 from micropython import const
 
@@ -36,40 +37,15 @@ SCHEMA = {
 
 _MAX_SLEEP_MS = const(250)
 _mem_free = getattr(gc, "mem_free", lambda: -1)  # CPython (host tests) has no mem_free
-class LoopLag:
-    """How late a task that sleeps `period_ms` wakes up: the event loop's worst stall."""
-
-    def __init__(self, clock, period_ms=50):
-        self.clock = clock
-        self.period_ms = period_ms
-        self.max_ms = 0  # since boot
-        self.window_ms = 0  # since the last take_window()
-
-    async def run(self):
-        t = self.clock.now_ms()
-        while True:
-            await asyncio.sleep_ms(self.period_ms)
-            n = self.clock.now_ms()
-            lag = ticks_diff(n, t) - self.period_ms
-            t = n
-            if lag > self.window_ms:
-                self.window_ms = lag
-                self.max_ms = max(self.max_ms, lag)
-
-    def take_window(self):
-        v = self.window_ms
-        self.window_ms = 0
-        return v
-
 
 _KEYS = (
     "up_s", "grid_w", "house_w", "pv_w", "batt_w", "batt_soc", "ev_w", "ev_set_w", "ev_soc",
-    "plugged", "session", "ev_online", "inv_online", "v_mv", "f_mhz", "meter_ok", "meter_age_ms",
+    "plugged", "session", "ev_online", "inv_online", "v_mv", "f_millihz", "meter_ok", "meter_age_ms",
     "grid_up", "island", "export_ok", "discharge_ok", "charge_ok", "limit_w", "safety",
     "safety_code", "safety_reason", "reason", "reason_code", "mode", "soc_reserve_pct",
     "soc_max_pct", "import_wh", "export_wh", "ev_in_wh", "ev_out_wh", "pv_wh", "charger_starts",
     "modbus_errors", "modbus_ok", "mqtt_drops", "mqtt_connects", "lag_ms", "lag_max_ms",
-    "heap_free", "heap_min", "cfg_err", "log_errors", "plan",
+    "heap_free", "heap_min", "cfg_err", "log_errors", "plan", "bus", "bus_err",
 )
 _TPL = "{" + ",".join('"%s":%%s' % k for k in _KEYS) + "}"
 
@@ -86,22 +62,17 @@ def _j(v):
 
 
 class Telemetry:
-    """ctx (duck-typed): meter, charger, inverter, permits, setpoints, counters
-    (gateway.model), config (gateway.config.Config), log (gateway.log.Log),
-    clock (now_ms()), optional lag (LoopLag).
+    """ctx: the gateway's gateway.model.View (built by gateway.wiring.build()): the
+    records, config, log, clock, lag, name tables, bus, planner, tariff and actions.
     default_node: the board's id, used when telemetry.node_id is "".
     client: the MQTT client; by default a gateway.mqtt.MQTTClient built from the
     "mqtt" section with the availability topic as its will.
-    actions: {"stop_now": fn} for commands. names: optional {"safety": {code: text},
-    "safety_reason": {...}, "reason": {...}} to publish texts instead of codes.
     """
 
-    def __init__(self, ctx, default_node="gw", version="dev", actions=None, names=None,
-                 client=None):
+    def __init__(self, ctx, default_node="gw", version="dev", client=None):
         self.ctx = ctx
         self.version = version
-        self.names = names or {}
-        self.actions = actions or {}
+        self.actions = ctx.actions
         data = ctx.config.data
         self.tcfg = t = data["telemetry"]
         self.node = t["node_id"] or default_node
@@ -116,7 +87,7 @@ class Telemetry:
         self.client = client
         self.client.subscribe(tp.cmd, 1)
         self.tariff_topic = tp.root + "/tariff"
-        if getattr(ctx, "tariff", None) is not None:
+        if ctx.tariff is not None:
             self.client.subscribe(self.tariff_topic, 1)
         if t["discovery"]:
             self.client.subscribe(tp.ha_status, 0)
@@ -168,43 +139,42 @@ class Telemetry:
         self._state_now = True
 
     # ---- the state message ----
-    def _name(self, table, code):
-        return name_of(self.names.get(table), code)
+    def _grid_up(self):
+        g = self.ctx.permits.grid  # safety's judgement at its last tick
+        return None if g == GRID_UNKNOWN else g == GRID_UP
 
-    def _grid_up(self, now):
-        p = self.ctx.permits
-        g = getattr(p, "grid_ok", None)  # the safety supervisor's verdict, where it has one
-        if g is not None:
-            return g
-        m = self.ctx.meter
-        if not m.valid:
-            return None
-        return m.v_mv >= 100000 and self.ctx.inverter.grid_ok and self.ctx.charger.grid_ok
+    def _bus(self):
+        b = self.ctx.bus
+        if b is None:
+            return "null"
+        st = b.stats()
+        return '{"tx":%d,"err":%d,"retries":%d,"stops":%d,"stop_state":%d,"step_us_max":%d}' % (
+            st["transactions"], st["errors"], st["retries"], st["stops"], st["stop_state"],
+            st["step_us_max"])
 
     def state_json(self, now):
         """The state JSON from one snapshot (no await in here)."""
         c = self.ctx
         m, ch, inv, p, sp, n = c.meter, c.charger, c.inverter, c.permits, c.setpoints, c.counters
-        ctl = c.config.data.get("control", {})
-        lag = getattr(c, "lag", None)  # a LoopLag, else the app's own loop_lag_ms_max
-        lag_w = lag.take_window() if lag else -1
-        lag_max = lag.max_ms if lag else getattr(c, "loop_lag_ms_max", -1)
+        ctl = c.config.data["control"]
+        lag = c.lag
         free = _mem_free()
         self.heap_min = min(self.heap_min, free)
         err = c.config.error
         return _TPL % (
             self._up_s, m.grid_w, m.house_w, inv.pv_w, inv.batt_w, inv.batt_soc_pct, ch.power_w,
             sp.ev_w, ch.soc_pct, _j(ch.plugged), _j(ch.session), _j(ch.online), _j(inv.online),
-            m.v_mv, m.f_mhz, _j(m.valid), ticks_diff(now, m.t_ms) if m.valid else -1,
-            _j(self._grid_up(now)), _j(p.island), _j(p.export), _j(p.discharge), _j(p.charge),
-            p.limit_w, _j(self._name("safety", p.state)), p.state,
-            _j(self._name("safety_reason", p.reason)), _j(self._name("reason", sp.reason)),
+            m.v_mv, m.f_millihz, _j(m.valid), ticks_diff(now, m.t_ms) if m.valid else -1,
+            _j(self._grid_up()), _j(p.island), _j(p.export), _j(p.discharge), _j(p.charge),
+            p.limit_w, _j(name_of(c.state_names, p.state)), p.state,
+            _j(name_of(c.safety_reasons, p.reason)), _j(name_of(c.control_reasons, sp.reason)),
             sp.reason, _j(ctl.get("mode")), _j(ctl.get("soc_reserve_pct")),
             _j(ctl.get("soc_max_pct")), n.import_wh, n.export_wh, n.ev_in_wh, n.ev_out_wh,
             n.pv_wh, n.charger_starts, n.modbus_errors, n.modbus_ok, n.mqtt_drops,
-            self.client.connects, lag_w, lag_max,
+            self.client.connects, lag.take_window(), lag.max_ms,
             free, self.heap_min, _j(err[:80] if err else None), c.log.errors,
-            c.planner.json() if getattr(c, "planner", None) else "null",
+            c.planner.json() if c.planner is not None else "null", self._bus(),
+            _j(c.bus_error),
         )
 
     def _roll_day(self, now):

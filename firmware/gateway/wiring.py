@@ -1,13 +1,17 @@
 # Boot: board, configuration, the gateway, and the services around it.
 #
-# Order matters: the board is opened and its interlock de-energised before the
-# configuration is even read; a broken board file stops here with a clear
-# message; a broken configuration means defaults and a latched fault, never a
-# half-applied mix (gateway.config).
+# build() is the one place a gateway is assembled (main(), the simulator and the
+# tests all use it; docs/architecture.md). Order matters: the board is opened and
+# its interlock de-energised before the configuration is even read; a broken
+# board file stops here with a clear message; a broken configuration means
+# defaults and a latched fault, never a half-applied mix (gateway.config); a
+# missing or mismatched RS-485 UART means no bus (export stays blocked), never an
+# aborted boot.
 # Environment (unix port; on the board the defaults are files on flash):
 #   GATEWAY_BOARD       board file (default boards/sim.json on the host, /board.json on flash)
 #   GATEWAY_CONFIG      configuration file (default config.json in the board's storage)
 #   GATEWAY_DURATION_S  stop cleanly after this many seconds (default: run until stopped)
+#   GATEWAY_CONSOLE     "0": no serial console (e.g. when stdin is not a terminal)
 import gc
 import os
 import sys
@@ -39,7 +43,9 @@ def schemas():
 
 
 def build_bus(gw):
-    """The RS-485 bus with the charger and the inverter drivers, or None (no UART)."""
+    """The RS-485 bus with the charger and the inverter drivers, or None with the reason
+    in gw.view.bus_error (no UART, or its settings differ from the config section `bus`):
+    the devices stay offline and export stays blocked, the rest of the gateway runs."""
     from gateway.modbus.bus import Bus
     from gateway.modbus.settings import settings
 
@@ -47,15 +53,23 @@ def build_bus(gw):
     try:
         uart = gw.board.uart("rs485")
     except (ports.BoardError, OSError) as e:
-        gw.log.error("bus: no RS-485 UART (%s): devices offline, export stays blocked" % e)
-        return None
+        return _no_bus(gw, "no RS-485 UART (%s)" % e)
     b = data["bus"]
     if (uart.baud, uart.parity, uart.stop) != (b["baud"], b["parity"], b["stop"]):
-        gw.log.warning("bus: board UART %d %s %d differs from bus settings" % (
-            uart.baud, uart.parity, uart.stop))
-    bus = Bus(uart, b, gw.clock)
+        return _no_bus(gw, "board UART rs485 is %d %s %d but config section bus says "
+                       "baud %d, parity %s, stop %d: make them agree" % (
+                           uart.baud, uart.parity, uart.stop, b["baud"], b["parity"],
+                           b["stop"]))
+    try:
+        return _bus_with_devices(gw, Bus(uart, b, gw.clock), settings)
+    except ValueError as e:  # the sections' ConfigErrors: already validated, but never abort
+        return _no_bus(gw, str(e))
+
+
+def _bus_with_devices(gw, bus, settings):
     from gateway.devices import charger
 
+    data = gw.config.data
     bus.add(charger.RefCharger(settings(charger.SCHEMA, data["charger"], "charger"),
                                gw.charger, gw.setpoints))
     inv = data["inverter"]
@@ -63,20 +77,28 @@ def build_bus(gw):
     if kind != "none":
         if kind == "solax":
             from gateway.devices import solax as mod
-            from gateway.devices.solax import SolaxHybrid as Drv
+
+            Drv = mod.SolaxHybrid
         else:
             from gateway.devices import sunspec as mod
-            from gateway.devices.sunspec import SunSpecInverter as Drv
+
+            Drv = mod.SunSpecInverter
         own = {k: v for k, v in inv.items() if k in mod.SCHEMA}
         bus.add(Drv(settings(mod.SCHEMA, own, "inverter"), gw.inverter, gw.setpoints))
     return bus
 
 
-def build_config(board, log, permits=None, path=""):
+def _no_bus(gw, why):
+    gw.view.bus_error = why
+    gw.log.error("bus: %s; devices offline, export stays blocked" % why)
+
+
+def build_config(board, log, path=""):
     """The live Config: code defaults + the JSON file + secrets, validated.
 
     path "" = the default place (GATEWAY_CONFIG or config.json in storage); None = no
-    file at all (defaults only, e.g. tests). Saving waits while export protection is on.
+    file at all (defaults only, e.g. tests). build() makes saving wait while export
+    protection is on.
     """
     from gateway import safety_cfg, tz
     from gateway.config import Config
@@ -84,41 +106,80 @@ def build_config(board, log, permits=None, path=""):
     base = (board.storage + "/") if board.storage else ""
     if path == "":
         path = _env("GATEWAY_CONFIG") or base + "config.json"
-    cfg = Config(schemas(), path or "/nonexistent/config.json", base + "secrets.json", log,
-                 busy=(lambda: permits.export or permits.discharge) if permits else None,
+    sec = base + "secrets.json" if path else "/nonexistent/secrets.json"
+    cfg = Config(schemas(), path or "/nonexistent/config.json", sec, log,
                  validators={"safety": safety_cfg.validate, "time": tz.validate})
     cfg.load()
     return cfg
 
 
-def start_services(gw):
-    """Telemetry (MQTT), config persistence and the console, as supervised extras."""
-    from gateway import control, safety
+def build(board, config=None, out=print, client=None, console=None):
+    """The whole gateway from an open board and a configuration: the records, safety,
+    control and the planner (gateway.app.Gateway), the RS-485 bus with its drivers,
+    telemetry and the console, and the services that run them. main(), the simulator
+    and the tests all build the gateway here, so what is tested is what boots.
 
-    data = gw.config.data
-    gw.config.listeners.append(gw.apply_settings)
-    gw.bus = build_bus(gw)
+    config: a gateway.config.Config, or a path ("" = the default place, see
+    build_config; None = no file, code defaults only).
+    client: an MQTT client to use instead of the real one (tests; telemetry is built
+    when one is given or mqtt.host is set). console: True / False, or None = the
+    `app.console` setting (and GATEWAY_CONSOLE != "0").
+    Returns the Gateway with .view (the console's and telemetry's context), .bus,
+    .telemetry and .console set (the last three may be None).
+    """
+    from gateway import control, safety
+    from gateway.app import Gateway
+    from gateway.log import Log
+    from gateway.model import View
+
+    if config is None or isinstance(config, str):
+        pre = Log(40, board.clock)  # the config is read before the gateway (and its log)
+        config = build_config(board, pre, path=config)
+    else:
+        pre = config.log
+    gw = Gateway(board, config, out)
+    config.log = gw.log
+    config.busy = lambda: gw.permits.export or gw.permits.discharge
+    gw.log.info("gateway %s on board %s (%s), reset cause %s, config from %s" % (
+        gateway.VERSION, board.name, board.spec.get("port"), board.reset_cause(),
+        config.source))
+    if pre is not None and pre is not gw.log:
+        for _, _, msg in pre.entries():  # what the config loader said before the gateway
+            gw.log.warning(msg)
+    data = config.data
+    # the one context the console and telemetry read (gateway.model.View)
+    v = gw.view = View(gw.clock, gw.log, config, gw.meter, gw.charger, gw.inverter,
+                       gw.permits, gw.setpoints, gw.counters, gw.lag)
+    v.state_names = safety.STATE_NAMES
+    v.safety_reasons = safety.REASON_NAMES
+    v.control_reasons = control.REASON_NAMES
+    v.planner = gw.planner
+    v.tariff = gw.tariff
+    v.actions = {"stop_now": gw.stop_now}
+    config.listeners.append(gw.apply_settings)
+    gw.bus = v.bus = build_bus(gw)
     if gw.bus is not None:
         gw.extra_services.append(("bus", gw.bus.run))
-    if data["mqtt"]["host"]:
+    gw.telemetry = gw.console = None
+    if data["mqtt"]["host"] or client is not None:
         from gateway.telemetry import Telemetry
 
-        tel = Telemetry(gw, default_node=gw.board.name, version=gateway.VERSION,
-                        actions={"stop_now": gw.stop_now},
-                        names={"safety": safety.STATE_NAMES,
-                               "safety_reason": safety.REASON_NAMES,
-                               "reason": control.REASON_NAMES})
-        gw.client = tel.client
+        tel = Telemetry(v, default_node=board.name, version=gateway.VERSION, client=client)
+        gw.telemetry = tel
+        gw.client = v.client = tel.client
         gw.extra_services.append(("telemetry", tel.run))
-    gw.extra_services.append(("config", gw.config.run))
+    gw.extra_services.append(("config", config.run))
     from gateway import fieldwire
 
-    fieldwire.attach(gw)  # network, time, persistent counters, updates
-    if data["app"]["console"] and _env("GATEWAY_CONSOLE") != "0":
+    fieldwire.attach(gw)  # network, time, persistent counters, updates (docs/field.md)
+    if console is None:
+        console = data["app"]["console"] and _env("GATEWAY_CONSOLE") != "0"
+    if console:
         from gateway.console import Console
 
-        con = Console(gw, echo=sys.platform == "esp32")
-        gw.extra_services.append(("console", con.run))
+        gw.console = Console(v, echo=sys.platform == "esp32")
+        gw.extra_services.append(("console", gw.console.run))
+    return gw
 
 
 def main():
@@ -131,23 +192,10 @@ def main():
     spec = ports.load_spec(path)
     board = ports.open_board(spec)
     board.set_interlock(False)
-    from gateway.app import Gateway
-
-    from gateway.log import Log
-
-    log = Log(40, board.clock)  # the config is read before the gateway (and its log) exists
-    cfg = build_config(board, log)
-    gw = Gateway(board, cfg)
-    cfg.log = gw.log
-    cfg.busy = lambda: gw.permits.export or gw.permits.discharge
-    gw.log.info("gateway %s on board %s (%s), reset cause %s, config from %s" % (
-        gateway.VERSION, board.name, spec["port"], board.reset_cause(), cfg.source))
-    for _, _, msg in log.entries():  # what the config loader said before the gateway existed
-        gw.log.warning(msg)
+    gw = build(board, "")
     board.contact_irq(gw.on_contact)
     gw.log.info("SAFE STATE: interlock de-energised (export blocked), charger 0 W, "
                 "inverter export limit 0 W")
-    start_services(gw)
     dur = _env("GATEWAY_DURATION_S")
     duration_ms = int(float(dur) * 1000) if dur else None
     gc.collect()

@@ -1,7 +1,8 @@
 # A gateway node for the live telemetry tests, run on the MicroPython unix port:
-# the real config, MQTT client, telemetry, discovery, commands and console, with
-# a stand-in control task that moves the shared records every 100 ms (the
-# control, safety and bus services come from other parts of the firmware).
+# the gateway as main.py builds it (gateway.wiring.build: the real config, MQTT
+# client, telemetry, discovery, commands and console) on a sim board without a
+# plant, with a stand-in control task that moves the shared records every 100 ms
+# instead of the safety, control and bus services (the plant tests run those).
 #
 #   micropython -X heapsize=110k host_tests/fw/telemetry_node.py DIR [console]
 #
@@ -13,52 +14,33 @@ import json
 import sys
 
 import asyncio
-from gateway import commands, config, mqtt, plan, tariff, telemetry
-from gateway.clock import Clock, ticks_diff
-from gateway.console import Console
-from gateway.log import Log
-from gateway.model import Charger, Counters, Inverter, Meter, Permits, Setpoints
-
-from gateway.control_cfg import SCHEMA as CONTROL
-from gateway.safety_cfg import SCHEMA as SAFETY
+from gateway.clock import ticks_diff
+from gateway.ports.sim import SimBoard
+from gateway.wiring import build as build_gateway
 
 
-class Ctx:
-    pass
-
-
-def build(folder):
-    ctx = Ctx()
-    ctx.clock = Clock()
-    ctx.log = Log(32, ctx.clock, lambda lv, m: print(lv, m, file=sys.stderr))
-    schemas = {"mqtt": mqtt.SCHEMA, "telemetry": telemetry.SCHEMA, "commands": commands.SCHEMA,
-               "control": CONTROL, "safety": SAFETY, "plan": plan.SCHEMA,
-               "tariff": tariff.SCHEMA}
-    ctx.config = config.Config(schemas, folder + "/config.json", folder + "/secrets.json",
-                               ctx.log)
-    ctx.config.load()
-    ctx.meter, ctx.charger, ctx.inverter = Meter(), Charger(), Inverter()
-    ctx.permits, ctx.setpoints, ctx.counters = Permits(), Setpoints(), Counters()
-    ctx.lag = telemetry.LoopLag(ctx.clock, 20)
+def build(folder, with_console):
+    board = SimBoard({"name": "node1", "port": "sim", "storage": folder})
+    ctx = build_gateway(board, folder + "/config.json", console=with_console,
+                        out=lambda s: print(s, file=sys.stderr))
     ctx.stops = 0
-    ctx.tariff = tariff.Tariff()  # the retained price topic lands here (state: "plan")
-    ctx.planner = plan.Planner(ctx.config.data["plan"], ctx.tariff)
+    ctx.tel = ctx.telemetry
+    if ctx.tel is not None:
+        stop = ctx.tel.actions["stop_now"]
 
-    def stop_now():
-        ctx.stops += 1
-        ctx.config.apply((("control", "mode", "off"),))
+        def stop_now():
+            ctx.stops += 1
+            stop()
 
-    ctx.tel = telemetry.Telemetry(ctx, "node1", "test", {"stop_now": stop_now})
-    ctx.client = ctx.tel.client
+        ctx.tel.actions["stop_now"] = stop_now
     return ctx
 
 
 async def control_standin(ctx):
-    """Moves the records like a running gateway would (integers only)."""
-    m, ch, inv, p = ctx.meter, ctx.charger, ctx.inverter, ctx.permits
+    """Moves the records like a running gateway would (integers only). The permits stay
+    as the gateway built them (boot: blocked), so saving the config is never deferred."""
+    m, ch, inv = ctx.meter, ctx.charger, ctx.inverter
     ch.online = inv.online = ch.plugged = True
-    p.export = p.discharge = p.charge = True
-    p.state = 1
     k = 0
     while True:
         await asyncio.sleep_ms(100)
@@ -68,7 +50,7 @@ async def control_standin(ctx):
         m.grid_w = 20 * tri - 1000
         m.house_w = 800 + 5 * tri
         m.v_mv = 230000 + tri
-        m.f_mhz = 50000 - tri
+        m.f_millihz = 50000 - tri
         m.valid = True
         m.t_ms = ch.t_ms = inv.t_ms = now
         m.seq += 1
@@ -91,12 +73,15 @@ async def stats(ctx, out):
             gc.collect()
             live = gc.mem_alloc()  # what stays allocated: code, records, buffers
             cl = ctx.client
+            tel = ctx.tel
             out(json.dumps({"stats": {
                 "lag_max_ms": ctx.lag.max_ms, "heap_peak": peak, "heap_live": live,
-                "heap_free": gc.mem_free(), "connected": cl.connected, "connects": cl.connects,
-                "attempts": cl.attempts, "drops": cl.drops, "sent": cl.sent,
-                "states": ctx.tel.states, "discovered": ctx.tel.discovered,
-                "accepted": ctx.tel.commands.accepted, "rejected": ctx.tel.commands.rejected,
+                "heap_free": gc.mem_free(), "connected": cl and cl.connected,
+                "connects": cl and cl.connects, "attempts": cl and cl.attempts,
+                "drops": cl and cl.drops, "sent": cl and cl.sent,
+                "states": tel and tel.states, "discovered": tel and tel.discovered,
+                "accepted": tel and tel.commands.accepted,
+                "rejected": tel and tel.commands.rejected,
                 "mode": ctx.config.data["control"]["mode"], "stops": ctx.stops,
                 "safety": ctx.config.data["safety"], "cfg_source": ctx.config.source,
                 "cfg_error": ctx.config.error, "mqtt_error": cl.last_error}}))
@@ -111,16 +96,17 @@ def _stats_out(with_console):
 async def main(folder, with_console):
     gc.collect()
     boot = gc.mem_alloc()
-    ctx = build(folder)
+    ctx = build(folder, with_console)
     gc.collect()
     print(json.dumps({"boot": {"heap_before": boot, "heap_after_build": gc.mem_alloc(),
                                "heap_total": gc.mem_alloc() + gc.mem_free()}}))
-    tasks = [asyncio.create_task(ctx.lag.run()), asyncio.create_task(control_standin(ctx)),
+    tasks = [asyncio.create_task(ctx.monitor()), asyncio.create_task(control_standin(ctx)),
              asyncio.create_task(stats(ctx, _stats_out(with_console))),
              asyncio.create_task(ctx.config.run(2000))]
-    if with_console:
-        tasks.append(asyncio.create_task(Console(ctx).run()))
-    await ctx.tel.run()  # returns at once when MQTT is off
+    if ctx.console is not None:
+        tasks.append(asyncio.create_task(ctx.console.run()))
+    if ctx.tel is not None:
+        await ctx.tel.run()
     await asyncio.Event().wait()  # the other tasks run on until the process is stopped
 
 

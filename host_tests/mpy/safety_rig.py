@@ -39,7 +39,7 @@ class Rig:
         self.valid = True
         self.meter_live = True  # False: metering stopped updating the record
         self.v_mv = self.s.cfg["v_nom_mv"]  # nominal of the profile
-        self.f_mhz = 60000 if self.s.cfg["profile"] == "ieee1547" else 50000
+        self.f_millihz = 60000 if self.s.cfg["profile"] == "ieee1547" else 50000
         self.rocof = 0
         self.flags = 0
         self.ch_live = True
@@ -56,7 +56,7 @@ class Rig:
         m = self.m
         m.valid = self.valid
         m.v_mv = self.v_mv
-        m.f_mhz = self.f_mhz
+        m.f_millihz = self.f_millihz
         m.rocof_mhz_s = self.rocof
         m.flags = self.flags
         if self.meter_live:
@@ -100,7 +100,7 @@ class Rig:
 
 # ---- sequence driver: one step = a held input plus optional events ----------
 # A step is a list of ints (JSON-friendly, identical on both runtimes):
-#  [n, dt_ms, contact, edge, valid, meter_live, v_mv, f_mhz, rocof, flags,
+#  [n, dt_ms, contact, edge, valid, meter_live, v_mv, f_millihz, rocof, flags,
 #   charger, inverter, confirm, fault]
 #  n ticks of dt_ms with these inputs held. edge: -9 none, else a contact_edge()
 #  with that position before the first tick. charger / inverter: 0 ok, 1 offline,
@@ -141,7 +141,7 @@ def drive(rig, steps, on_tick=None, on_edge=None, keep=True):
         rig.contact = contact
         rig.valid = bool(valid)
         rig.meter_live = bool(live)
-        rig.v_mv, rig.f_mhz, rig.rocof, rig.flags = v, f, rocof, flags
+        rig.v_mv, rig.f_millihz, rig.rocof, rig.flags = v, f, rocof, flags
         _dev(rig, 0, ch)
         _dev(rig, 1, inv)
         rig.confirm = False

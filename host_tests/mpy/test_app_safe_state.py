@@ -5,8 +5,8 @@
 import unittest
 
 import asyncio
-from gateway.app import Gateway
 from gateway.ports.sim import SimBoard
+from gateway.wiring import build
 
 
 def _board():
@@ -21,7 +21,7 @@ class SafeState(unittest.TestCase):
     def test_boot_is_safe(self):
         b = _board()
         b.set_interlock(True)  # whatever the pin did before boot
-        gw = Gateway(b, out=lambda s: None)
+        gw = build(b, out=lambda s: None, console=False)
         self.assertFalse(b.interlock_on())
         self.assertFalse(gw.permits.export)
         self.assertEqual(gw.setpoints.ev_w, 0)
@@ -29,7 +29,7 @@ class SafeState(unittest.TestCase):
     def test_exception_in_service_lands_in_safe_state(self):
         b = _board()
         lines = []
-        gw = Gateway(b, out=lines.append)
+        gw = build(b, out=lines.append, console=False)
         seen = []
 
         async def rogue():
@@ -55,7 +55,7 @@ class SafeState(unittest.TestCase):
 
     def test_contact_edge_blocks_at_once(self):
         b = _board()
-        gw = Gateway(b, out=lambda s: None)
+        gw = build(b, out=lambda s: None, console=False)
         b.contact_irq(gw.on_contact)
         b.set_interlock(True)
         gw.permits.export = True

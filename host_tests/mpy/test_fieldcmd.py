@@ -31,7 +31,9 @@ class MemFs:
 
 
 class Ctx:
-    pass
+    """The fields of gateway.model.View that the commands read."""
+
+    net = sntp = tz = ota = persist = counters = None
 
 
 def make():

@@ -17,7 +17,7 @@ def set_load(rig, grid_w, grid_var=0, house_w=0, house_var=0):
 
 
 class Accuracy(unittest.TestCase):
-    def check(self, rig, v_mv=230000, f_mhz=50000, windows=3):
+    def check(self, rig, v_mv=230000, f_millihz=50000, windows=3):
         rig.windows(2)  # offset tracking and zero-crossing lock
         t = rig.truth
         for _ in range(windows):
@@ -30,7 +30,7 @@ class Accuracy(unittest.TestCase):
             self.assertTrue(err <= allowance(t.ch_w[1]),
                             "house %d W, truth %d W" % (m.house_w, t.ch_w[1]))
             self.assertTrue(abs(m.v_mv - v_mv) * 200 <= v_mv, "V %d mV" % m.v_mv)
-            self.assertTrue(abs(m.f_mhz - f_mhz) <= 20, "f %d mHz" % m.f_mhz)
+            self.assertTrue(abs(m.f_millihz - f_millihz) <= 20, "f %d mHz" % m.f_millihz)
             self.assertEqual(m.ph_w[0], m.grid_w)
         return m
 
@@ -43,19 +43,19 @@ class Accuracy(unittest.TestCase):
 
     def test_export_lagging_half_pf_at_49_5_hz(self):
         rig = Rig()
-        rig.truth.f_mhz = 49500
+        rig.truth.f_millihz = 49500
         set_load(rig, -4600, 7967, 1000, 0)
-        self.check(rig, f_mhz=49500)
+        self.check(rig, f_millihz=49500)
         self.assertTrue(-510 <= rig.eng.ch_pf_pm[0] <= -490, "pf %d" % rig.eng.ch_pf_pm[0])
 
     def test_leading_harmonics_offsets_noise_at_50_5_hz(self):
         sim = {"i_h3_pct": 30, "i_h5_pct": 20, "v_h3_pct": 3, "v_h5_pct": 5,
                "i_offset_uv": 90000, "v_offset_uv": -60000, "noise_uv": 2000}
         rig = Rig(sim=sim)
-        rig.truth.f_mhz = 50500
+        rig.truth.f_millihz = 50500
         rig.truth.v_mv = 245000
         set_load(rig, 1150, -1992, -300, 0)
-        self.check(rig, v_mv=245000, f_mhz=50500)
+        self.check(rig, v_mv=245000, f_millihz=50500)
 
     def test_small_and_full_scale_currents(self):
         rig = Rig()
@@ -89,7 +89,7 @@ class Accuracy(unittest.TestCase):
             r.windows(3)
         self.assertEqual(a.meter.grid_w, b.meter.grid_w)
         self.assertEqual(a.meter.v_mv, b.meter.v_mv)
-        self.assertEqual(a.meter.f_mhz, b.meter.f_mhz)
+        self.assertEqual(a.meter.f_millihz, b.meter.f_millihz)
         self.assertEqual(a.eng.ch_ma, b.eng.ch_ma)
 
     def test_across_the_tick_wrap(self):
@@ -136,7 +136,7 @@ class Faults(unittest.TestCase):
         m = rig.window()
         self.assertFalse(m.valid)
         self.assertTrue(m.flags & M.FLAG_NO_VOLTAGE and m.flags & M.FLAG_NO_ZC)
-        self.assertEqual(m.f_mhz, 0)
+        self.assertEqual(m.f_millihz, 0)
 
     def test_grid_ct_open_is_invalid_within_the_window(self):
         rig = self.steady()

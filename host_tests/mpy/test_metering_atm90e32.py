@@ -43,14 +43,14 @@ class Atm(unittest.TestCase):
     def test_readings_fill_the_meter(self):
         r = rig()
         r.t.v_mv = 231000
-        r.t.f_mhz = 49980
+        r.t.f_millihz = 49980
         r.t.ch_w[:] = [2300, -1500, 0]
         r.t.ch_var[:] = [0, 866, 0]
         r.drv.poll(r.m, 1000)
         r.drv.poll(r.m, 1200)
         self.assertTrue(r.m.valid, "flags %d" % r.m.flags)
         self.assertEqual(r.m.v_mv, 231000)
-        self.assertEqual(r.m.f_mhz, 49980)
+        self.assertEqual(r.m.f_millihz, 49980)
         self.assertEqual(list(r.m.ph_w), [2300, -1500, 0])
         self.assertEqual(r.m.grid_w, 800)
         self.assertEqual(r.m.ph_ma[0], 9957)
@@ -65,7 +65,7 @@ class Atm(unittest.TestCase):
             raw = round(w / 0.00032) & 0xFFFFFFFF
             r.peer.corrupt(0xB1, raw >> 16)
             r.peer.corrupt(0xC1, raw & 0xFFFF)
-            r.peer._seen = [r.t.v_mv, r.t.f_mhz, r.t.v_present, 0, 0, False, 0, 0, False, 0, 0,
+            r.peer._seen = [r.t.v_mv, r.t.f_millihz, r.t.v_present, 0, 0, False, 0, 0, False, 0, 0,
                           False]  # keep the peer from recomputing: test the decoder alone
             self.assertEqual(r.drv.power_w(0), w)
 
@@ -87,7 +87,7 @@ class Atm(unittest.TestCase):
         self.assertFalse(r.m.valid)
         self.assertTrue(r.m.flags & M.FLAG_NO_VOLTAGE)
         r.t.v_present = True
-        r.t.f_mhz = 72000
+        r.t.f_millihz = 72000
         r.drv.poll(r.m, 400)
         self.assertFalse(r.m.valid)
         self.assertTrue(r.m.flags & M.FLAG_FREQ_RANGE)

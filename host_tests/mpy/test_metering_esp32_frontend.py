@@ -61,7 +61,7 @@ class Esp32FrontEnd(unittest.TestCase):
         self.assertTrue(abs(m.v_mv - 229883) < 2300, "%d mV" % m.v_mv)
         self.assertTrue(abs(m.grid_w - 16253) < 330, "%d W" % m.grid_w)
         self.assertTrue(abs(m.house_w - 4063) < 200, "%d W" % m.house_w)
-        self.assertTrue(abs(m.f_mhz - 50000) < 100, "%d mHz" % m.f_mhz)
+        self.assertTrue(abs(m.f_millihz - 50000) < 100, "%d mHz" % m.f_millihz)
 
     def test_rejects_a_non_adc1_pin(self):
         from gateway.ports.esp32_analog import Esp32Analog

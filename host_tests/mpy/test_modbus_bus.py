@@ -8,7 +8,7 @@ from gateway.clock import TICKS_MAX
 # The firmware first: compiling it from source needs the most contiguous free heap.
 from gateway.devices import charger
 from gateway.modbus import rtu
-from gateway.modbus.bus import STOP_CONFIRMED, STOP_PENDING, Bus
+from gateway.modbus.bus import STOP_CONFIRMED, STOP_NONE, STOP_PENDING, Bus
 from gateway.modbus.settings import ConfigError, settings
 from gateway.model import Charger, Setpoints
 
@@ -208,6 +208,11 @@ class Stop(unittest.TestCase):
             self.assertEqual(rtu_s16(r.slave.hr[0]), -3000)
         # one poll in flight (<= 6 registers) + t3.5 + the stop write, at 9600 baud
         self.assertTrue(worst <= 60, f"stop acknowledged after {worst} ms")
+        st = r.bus.stats()  # what the console and telemetry show
+        self.assertEqual(st["stops"], 20)
+        self.assertEqual(st["transactions"], r.bus.transactions)
+        self.assertTrue(st["transactions"] > 100 and st["errors"] == 0, st)
+        self.assertEqual(st["stop_state"], STOP_NONE)
 
 
 class NoAllocation(unittest.TestCase):
@@ -247,7 +252,12 @@ class Config(unittest.TestCase):
         self.assertRaises(ConfigError, settings, charger.SCHEMA, {"unit": 300}, "charger")
         self.assertRaises(ConfigError, settings, charger.SCHEMA, {"bogus": 1}, "charger")
         uart = FakeUart(VClock(), RefChargerSlave(1), baud=19200)
-        self.assertRaises(ConfigError, Bus, uart, {"baud": 9600})  # disagrees with the UART
+        try:
+            Bus(uart, {"baud": 9600})  # disagrees with the UART
+        except ConfigError as e:
+            self.assertIn("bus.baud: 9600 but the UART is set to 19200", str(e))  # the section
+        else:
+            self.assertTrue(False, "no error")
         self.assertEqual(Bus(uart, {"baud": 19200}).link.t35_us // 10, 200)
 
     def test_start_in_the_upper_half_of_the_tick_range(self):

@@ -9,40 +9,19 @@ import gc
 import json
 import unittest
 
-from gateway import commands, plan, telemetry
-from gateway.tariff import EPOCH_2000, Tariff
-from test_telemetry import SCHEMAS, Client, make_ctx
+from gateway import commands, wiring
+from gateway.tariff import EPOCH_2000
+from test_telemetry import gateway
 
 DAY = EPOCH_2000 + 9000 * 86400
 SCHED = json.dumps({"start": DAY, "interval_min": 60, "import": [250] * 24,
                     "export": [90] * 24})
 
 
-def ctx_with_plan():
-    c = make_ctx()
-    c.tariff = Tariff()
-    c.planner = plan.Planner({"ev_capacity_wh": 60000}, c.tariff)
-    c.control = Ctl()
-    return c
-
-
-class Ctl:
-    """What the planner reads from and writes to the controller."""
-
-    reserve_pct = 30
-    batt_min_pct = 10
-    soc_max_pct = 90
-
-
-class Con:
-    def __init__(self, ctx):
-        self.ctx = ctx
-
-
 class TariffTopic(unittest.TestCase):
     def test_retained_schedule_loads_and_bad_one_is_rejected_whole(self):
-        c = ctx_with_plan()
-        t = telemetry.Telemetry(c, "gwA", client=Client())
+        c = gateway()
+        t = c.telemetry
         self.assertIn(("energygw/gwA/tariff", 1), t.client.subs)
         t.on_message("energygw/gwA/tariff", SCHED.encode(), True)
         self.assertEqual(c.tariff.n, 24)
@@ -56,12 +35,12 @@ class TariffTopic(unittest.TestCase):
         self.assertEqual(c.tariff.n, 0)
 
     def test_state_has_the_plan(self):
-        c = ctx_with_plan()
+        c = gateway(console=True)
         c.charger.online = c.charger.plugged = True
         c.charger.soc_pct = 60
         c.tariff.load_json(SCHED)
         c.planner.update(DAY - EPOCH_2000 + 60, 60, c.control, c.meter, c.charger, c.inverter)
-        t = telemetry.Telemetry(c, "gwA", client=Client())
+        t = c.telemetry
         t.tick(c.clock.now_ms())
         s = json.loads(t.client.posted[-1][1])
         p = s["plan"]
@@ -73,17 +52,14 @@ class TariffTopic(unittest.TestCase):
             self.assertIn(k, p)
         del t, s, p
         gc.collect()  # consolecmd compiles from source here (frozen on the board)
-        from gateway import consolecmd
-
-        lines = consolecmd.run(Con(c), ["status"])
+        lines = c.console.execute("status")  # the console's view of the same gateway
         self.assertIn("backup", lines[-1])
         self.assertIn("price 250 mEUR/kWh", lines[-1])
 
 
 class DepartureCommand(unittest.TestCase):
     def test_departure_is_validated(self):
-        c = make_ctx()
-        schemas = dict(SCHEMAS, plan=plan.SCHEMA)
+        schemas = wiring.schemas()
         got = []
         data = {"plan": {"departure_min": -1, "departure_soc_pct": 0}}
         cmd = commands.Commands(commands.SCHEMA and {"rate_burst": 5, "rate_interval_ms": 100},
@@ -98,7 +74,6 @@ class DepartureCommand(unittest.TestCase):
         ok, reply = cmd.handle(b'{"grid_charge": "yes"}', 2000)
         self.assertFalse(ok)
         self.assertIn("grid_charge: expected true or false", reply)
-        self.assertTrue(c is not None)
 
 
 if __name__ == "__main__":

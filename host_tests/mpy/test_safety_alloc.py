@@ -34,9 +34,9 @@ def every_path(r):
     r.v_mv = 190000  # hold: outside the reconnection window
     r.run(200)
     r.v_mv = 230000
-    r.f_mhz = 52500  # OF2
+    r.f_millihz = 52500  # OF2
     r.run(100)
-    r.f_mhz = 50000
+    r.f_millihz = 50000
     r.rocof = 3000
     r.run(600)
     r.rocof = 0

@@ -152,16 +152,16 @@ class TripTimes(unittest.TestCase):
 
     def test_uf1_and_uf2(self):
         r = normal()
-        self.assertEqual(self.trip_ms(r, "f_mhz", 47400, 1000), 120)
+        self.assertEqual(self.trip_ms(r, "f_millihz", 47400, 1000), 120)
         self.assertEqual(r.p.reason, REASON_UF)
         self.assertTrue(r.s.evidence & EV_FREQUENCY)
-        self.assertEqual(self.trip_ms(normal(), "f_mhz", 46900, 1000), 20)  # stage 2: at once
+        self.assertEqual(self.trip_ms(normal(), "f_millihz", 46900, 1000), 20)  # stage 2: at once
 
     def test_of1_and_of2(self):
         r = normal()
-        self.assertEqual(self.trip_ms(r, "f_mhz", 51600, 1000), 120)
+        self.assertEqual(self.trip_ms(r, "f_millihz", 51600, 1000), 120)
         self.assertEqual(r.p.reason, REASON_OF)
-        self.assertEqual(self.trip_ms(normal(), "f_mhz", 52100, 1000), 20)
+        self.assertEqual(self.trip_ms(normal(), "f_millihz", 52100, 1000), 20)
 
     def test_rocof(self):
         r = normal()
@@ -173,11 +173,11 @@ class TripTimes(unittest.TestCase):
         r = normal()
         r.run(600000, 100)  # a full 10-min mean at 230 V first
         for attr, value, ms in (("v_mv", 150000, 2900), ("v_mv", 262000, 60000),
-                                ("f_mhz", 47450, 80), ("rocof", 1500, 480)):
+                                ("f_millihz", 47450, 80), ("rocof", 1500, 480)):
             setattr(r, attr, value)
             r.run(ms)
             self.assertEqual(r.s.state, STATE_NORMAL, "%s=%d tripped" % (attr, value))
-            setattr(r, attr, {"v_mv": 230000, "f_mhz": 50000, "rocof": 0}[attr])
+            setattr(r, attr, {"v_mv": 230000, "f_millihz": 50000, "rocof": 0}[attr])
             r.step()
 
     def test_short_history_mean_is_strict(self):
@@ -201,9 +201,9 @@ class TripTimes(unittest.TestCase):
         r = normal(cfg)
         self.assertEqual(self.trip_ms(r, "v_mv", 145000, 1000), 180)  # OV2 1.20 pu, 0.16 s
         r = normal(cfg)
-        self.assertEqual(self.trip_ms(r, "f_mhz", 56400, 1000), 180)  # UF2, 0.16 s
+        self.assertEqual(self.trip_ms(r, "f_millihz", 56400, 1000), 180)  # UF2, 0.16 s
         r = normal(cfg)
-        r.f_mhz = 59000  # inside UF1's 300 s: rides through, but holds a re-arm
+        r.f_millihz = 59000  # inside UF1's 300 s: rides through, but holds a re-arm
         r.run(60000, 100)
         self.assertEqual(r.s.state, STATE_NORMAL)
 
@@ -232,7 +232,7 @@ class ReleaseWindow(unittest.TestCase):
         r.valid = False
         r.step()
         r.valid = True
-        r.f_mhz = 50200
+        r.f_millihz = 50200
         r.run(5000)
         self.assertEqual(r.p.reason, REASON_F_WINDOW)
         self.assertFalse(r.p.export)

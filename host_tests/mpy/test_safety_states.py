@@ -80,7 +80,7 @@ class Release(unittest.TestCase):
     def test_each_source_restarts_the_delay(self):
         for attr, bad, good in (("contact", CONTACT_UNKNOWN, CONTACT_GRID),
                                 ("ch_grid", False, True), ("inv_online", False, True),
-                                ("f_mhz", 50200, 50000), ("rocof", 2000, 0),
+                                ("f_millihz", 50200, 50000), ("rocof", 2000, 0),
                                 ("flags", 1, 0)):
             r = Rig()
             r.run(D)  # well into the first delay

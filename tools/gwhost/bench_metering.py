@@ -72,7 +72,7 @@ def make_cases(quick=False):
                                 "id": "%gA-%s-%s-%s-%d-%s" % (amps, pfk, "imp" if sign > 0
                                                               else "exp", hk, f, ik),
                                 "channels": CHANNELS, "sim": sim, "v_mv": v_mv,
-                                "f_mhz": f, "w": [p, ph], "var": [q, qh],
+                                "f_millihz": f, "w": [p, ph], "var": [q, qh],
                                 "start_us": 7919 * len(cases) % 20000,
                                 "gap_us": 200 + 97 * len(cases) % 2500,
                             })
@@ -84,7 +84,7 @@ def sweep_cases():
     out = []
     for amp in (1000, 2000, 4000, 8000):
         out.append({"id": "sweep-%d" % amp, "channels": CHANNELS, "v_mv": 230000,
-                    "f_mhz": 50000, "w": [23, 0], "var": [0, 0], "windows": 30,
+                    "f_millihz": 50000, "w": [23, 0], "var": [0, 0], "windows": 30,
                     "sim": {"noise_uv": amp, "seed": amp}, "gap_us": 700})
     return out
 
@@ -160,7 +160,7 @@ def evaluate(cases, results, summary):
                     out["sign_errors"] += 1
             verr = 100.0 * abs(r["v_mv"][k] - c["v_mv"]) / c["v_mv"]
             out["max_vrms_error_pct"] = max(out["max_vrms_error_pct"], verr)
-            ferr = abs(r["f_mhz"][k] - r["f_true"][k])
+            ferr = abs(r["f_millihz"][k] - r["f_true"][k])
             out["max_freq_error_mhz"] = max(out["max_freq_error_mhz"], ferr)
         out["power_spec_violations"] += 1 if bad else 0
     for k in ("max_power_error_pct", "max_power_error_w", "max_power_error_ratio",

@@ -34,7 +34,7 @@ gc.collect()
 inst = gc.mem_alloc() - a0
 
 def feed(t, v):
-    m.valid = True; m.t_ms = t; m.v_mv = v; m.f_mhz = 50000
+    m.valid = True; m.t_ms = t; m.v_mv = v; m.f_millihz = 50000
     c.online = True; c.t_ms = t; i.online = True; i.t_ms = t
 
 T = [1000]  # time carries on from loop to loop (going back would be a tick gap)

@@ -1,5 +1,6 @@
 """Counts (and keeps the last of) the MQTT messages a live run's firmware publishes."""
 
+import json
 import threading
 
 import paho.mqtt.client as mqtt
@@ -19,6 +20,14 @@ class MqttWatch:
         with self._lock:
             self.count += 1
             self.last[msg.topic] = msg.payload
+
+    def last_json(self, suffix):
+        """The last payload on a topic ending with `suffix`, decoded as JSON (or None)."""
+        with self._lock:
+            for topic, payload in self.last.items():
+                if topic.endswith(suffix):
+                    return json.loads(payload)
+        return None
 
     def start(self):
         self._c.connect(self.host, self.port, keepalive=30)

@@ -2,8 +2,9 @@
 optional home battery, the grid with its outages and the transfer switch (CPython).
 
 It is driven in steps of virtual time and is the same object for the lockstep benchmark
-(`gwhost.lockstep`, 200 ms steps) and, later, a live simulator that serves the charger and
-inverter over Modbus and the contact over a socket, calling `step()` on the wall clock.
+(`gwhost.lockstep`, 200 ms steps) and the live simulator (`gwhost.house`, run by
+`tools/sim-live` and `make sim`), which serves the charger and inverter over Modbus and the
+contact and analog truth over a loopback link, calling `step()` on the wall clock.
 
 API
     p = Plant(scenario, start_s=0)          # scenario: gwhost.scenario.Scenario

@@ -56,9 +56,9 @@ class PlantLink:
         self._contact = pos
         return self._send("C %d\n" % pos)
 
-    def send_truth(self, v_mv, f_mhz, v_present, channels):
+    def send_truth(self, v_mv, f_millihz, v_present, channels):
         """channels: [(w, var, open), ...] in the board's channel order."""
-        parts = ["T", str(int(v_mv)), str(int(f_mhz)), "1" if v_present else "0"]
+        parts = ["T", str(int(v_mv)), str(int(f_millihz)), "1" if v_present else "0"]
         for w, var, is_open in channels:
             parts += [str(int(w)), str(int(var)), "1" if is_open else "0"]
         self._truth = " ".join(parts) + "\n"

@@ -18,6 +18,7 @@ object with the keys of ../shared/bench-contract.md ("Live run").
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -35,7 +36,8 @@ STEP_S = 0.01
 
 class LiveRun:
     def __init__(self, scenario, start_s=0.0, duration_s=60.0, broker=None, config=None,
-                 out_dir=None, status=None, heap=paths.LIVE_HEAP, faults=None, warmup_s=None):
+                 out_dir=None, status=None, heap=paths.LIVE_HEAP, faults=None, warmup_s=None,
+                 console=None):
         self.scen = scenario
         self.start_s = float(start_s)
         self.duration_s = float(duration_s)
@@ -45,6 +47,8 @@ class LiveRun:
         self.status = status  # callable(dict) each second, for a live status line
         self.heap = heap
         self.faults = faults or []  # [(t_s, "kill_devices" | "kill_link" | ...)]
+        self.console = console or []  # [(t_s, "status" | ...)]: typed at the serial console
+        self.state = None  # the last state JSON the firmware published (dict)
         self.trace = []
         if warmup_s is None:  # long enough for the configured reconnection delay, + margin
             rc = (self.config.get("safety") or {}).get("reconnect_ms") or \
@@ -104,7 +108,8 @@ class LiveRun:
                 "GATEWAY_STORAGE": self.out_dir,
                 "GATEWAY_CONFIG": self._firmware_config(mhost, mport),
             }
-            proc = procs.start_firmware(env, heap=self.heap)
+            proc = procs.start_firmware(env, heap=self.heap,
+                                        stdin=subprocess.PIPE if self.console else None)
             reader = threading.Thread(target=self._read_firmware, args=(proc,), daemon=True)
             reader.start()
             if not link.connected.wait(15):
@@ -122,6 +127,7 @@ class LiveRun:
             link.close()
             if counter is not None:
                 counter.stop()
+                self.state = counter.last_json("/state")
             procs.stop_all()
             if broker is not None:
                 broker.stop()
@@ -133,6 +139,7 @@ class LiveRun:
         next_trace = 0.0
         next_truth = 0.0
         faults = sorted(self.faults)
+        typed = sorted(self.console)
         while True:
             now = time.monotonic() - t0
             if now >= end or proc.poll() is not None:
@@ -152,6 +159,9 @@ class LiveRun:
                 next_truth = target + TRUTH_PERIOD_S
             while faults and faults[0][0] <= target:
                 house.inject(faults.pop(0)[1])
+            while typed and typed[0][0] <= target:
+                proc.stdin.write(typed.pop(0)[1] + "\n")
+                proc.stdin.flush()
             if target >= next_trace:
                 row = house.trace_row(link)
                 self.trace.append(row)

@@ -75,7 +75,7 @@ def run_case(c):
     nc = len(cfg["channels"])
     tr = Truth(nc)
     tr.v_mv = c["v_mv"]
-    tr.f_mhz = c["f_mhz"]
+    tr.f_millihz = c["f_millihz"]
     for i in range(nc):
         tr.ch_w[i] = c["w"][i]
         tr.ch_var[i] = c["var"][i]
@@ -85,14 +85,14 @@ def run_case(c):
     gap = c.get("gap_us", 300)
     for _ in range(c.get("warm", 2)):
         run_window(eng, fe, m, gap)
-    res = {"id": c["id"], "w": [], "v_mv": [], "f_mhz": [], "f_true": [], "valid": [],
+    res = {"id": c["id"], "w": [], "v_mv": [], "f_millihz": [], "f_true": [], "valid": [],
            "flags": [], "ma": []}
     for k in range(c.get("windows", 3)):
         run_window(eng, fe, m, gap + 37 * k)
         res["w"].append(list(eng.ch_w))
         res["ma"].append(list(eng.ch_ma))
         res["v_mv"].append(m.v_mv)
-        res["f_mhz"].append(m.f_mhz)
+        res["f_millihz"].append(m.f_millihz)
         res["f_true"].append(fe.f_now_mhz())
         res["valid"].append(m.valid)
         res["flags"].append(m.flags)

@@ -7,7 +7,7 @@ in `gateway.metering.adc`) or "atm90e32" (the metering IC over SPI,
 
 Meter fields written by every window (see gateway/model.py): t_ms (tick of the window's
 end), valid, seq (+1 per window), grid_w (+ import, sum of grid CTs), house_w, v_mv (rms),
-f_mhz, rocof_mhz_s, flags (FLAG_* below), ph_w[phase] and ph_ma[phase] (grid CTs).
+f_millihz, rocof_mhz_s, flags (FLAG_* below), ph_w[phase] and ph_ma[phase] (grid CTs).
 `valid` is False when any bit of INVALID is set; consumers must also judge t_ms's age.
 
 Flags (bits of Meter.flags):
@@ -39,19 +39,19 @@ class Rocof:
         self._f = 0
         self._t = 0
 
-    def update(self, f_mhz, now_ms):
+    def update(self, f_millihz, now_ms):
         r = 0
-        if f_mhz and self._f:
+        if f_millihz and self._f:
             dt = ticks_diff(now_ms, self._t)
             if 0 < dt < 2000:
-                r = (self.value + (f_mhz - self._f) * 1000 // dt) // 2
+                r = (self.value + (f_millihz - self._f) * 1000 // dt) // 2
         self.value = r
-        self._f = f_mhz
+        self._f = f_millihz
         self._t = now_ms
         return r
 
 
-def publish(meter, now_ms, flags, grid_w, house_w, v_mv, f_mhz, rocof):
+def publish(meter, now_ms, flags, grid_w, house_w, v_mv, f_millihz, rocof):
     """Write one finished window into the shared Meter record (both paths). No allocation."""
     meter.t_ms = now_ms
     meter.seq = (meter.seq + 1) & _SEQ_MASK
@@ -59,6 +59,6 @@ def publish(meter, now_ms, flags, grid_w, house_w, v_mv, f_mhz, rocof):
     meter.grid_w = grid_w
     meter.house_w = house_w
     meter.v_mv = v_mv
-    meter.f_mhz = f_mhz
+    meter.f_millihz = f_millihz
     meter.rocof_mhz_s = rocof
     meter.flags = flags

@@ -128,6 +128,6 @@ def finish(m, meter, now_ms):
         m.h_ns = t >> 1
     if flags & _f.FLAG_NO_VOLTAGE:
         f = 0
-    m.f_mhz = f
+    m.f_millihz = f
     _f.publish(meter, now_ms, flags, grid, house, v_mv, f, m.rocof.update(f, now_ms))
     return True

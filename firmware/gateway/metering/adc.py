@@ -110,7 +110,7 @@ class AdcMeter:
         self._miss = 0
         self.n_dropped = 0  # windows dropped unpublished (starved capture), for diagnostics
         self.n_plan = 0
-        self.f_mhz = 0
+        self.f_millihz = 0
         self.rocof = Rocof()  # rate of change of frequency across windows
         n = nc
         self.ch_w = [0] * n

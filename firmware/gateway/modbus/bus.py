@@ -15,9 +15,10 @@
 # step() is pure (time comes in) and allocates nothing after warm-up; run() is the asyncio task.
 from array import array
 
+import asyncio
 from micropython import const
 
-from gateway.clock import TICKS_MAX, ticks_add, ticks_diff
+from gateway.clock import TICKS_MAX, Clock, ticks_add, ticks_diff
 from gateway.modbus import rtu
 from gateway.modbus.link import Link
 from gateway.modbus.settings import ConfigError, settings
@@ -172,10 +173,10 @@ class _Adhoc:
 
 class Bus:
     def __init__(self, uart, cfg=None, clock=None):
-        self.cfg = c = settings(SCHEMA, cfg, "modbus")
+        self.cfg = c = settings(SCHEMA, cfg, "bus")
         for k in ("baud", "parity", "stop"):  # the board file configures the UART itself
             if cfg and k in cfg and cfg[k] != getattr(uart, k):
-                raise ConfigError(f"modbus.{k}: {cfg[k]!r} but the UART is set to "
+                raise ConfigError(f"bus.{k}: {cfg[k]!r} but the UART is set to "
                                   f"{getattr(uart, k)!r} (board file)")
         self.link = Link(uart, c["char_timeout_ms"])
         self.clock = clock
@@ -197,6 +198,7 @@ class Bus:
         self.transactions = 0
         self.errors = 0
         self.retries = 0
+        self.stops = 0  # submit_stop() calls
         self.exceptions = 0  # firmware exceptions caught by run() (should stay 0)
         self.busy_us_max = 0  # longest transaction, request start to outcome
         self.step_us_max = 0  # longest single step() in run(): how long the bus holds the loop
@@ -214,6 +216,7 @@ class Bus:
         reads them back. Latches `hold` until release_stop(). The safety task escalates when
         stop_state is still STOP_PENDING 1 s after stop_req_ms."""
         self.hold = True
+        self.stops += 1
         self.stop_req_ms = now_ms
         self.stop_state = STOP_PENDING
         for d in self.devices:
@@ -322,8 +325,6 @@ class Bus:
     async def transact(self, unit, fn, start, count, values=None):
         """Queue one request at COMMAND level and wait for it; returns the rtu status.
         Read results are in bus.adhoc_regs until the next one-off request."""
-        import asyncio
-
         a = self._adhoc
         while a.pending:
             await asyncio.sleep_ms(1)
@@ -344,28 +345,22 @@ class Bus:
     def adhoc_regs(self):
         return self._adhoc.regs
 
-    async def read(self, unit, fn, start, count):
-        """Read registers; raises the typed rtu exceptions. Allocates (a list)."""
-        rtu.check(await self.transact(unit, fn, start, count), unit, fn)
-        return list(self._adhoc.regs[:count])
-
-    async def write(self, unit, start, values):
-        """Write registers with 06 (one value) or 16; raises the typed rtu exceptions."""
-        fn = rtu.FC_WRITE_SINGLE if len(values) == 1 else rtu.FC_WRITE_MULTIPLE
-        rtu.check(await self.transact(unit, fn, start, len(values), values), unit, fn)
+    def stats(self):
+        """The bus counters for the console and telemetry (a new dict: not for the loop)."""
+        return {"transactions": self.transactions, "errors": self.errors,
+                "retries": self.retries, "stops": self.stops, "stop_state": self.stop_state,
+                "exceptions": self.exceptions, "busy_us_max": self.busy_us_max,
+                "step_us_max": self.step_us_max}
 
     # ---- the task --------------------------------------------------------------------------
 
     async def run(self):
         """The bus task: never blocks the loop longer than one step (no busy waits)."""
-        import asyncio
         import sys
         import time
 
         clock = self.clock
         if clock is None:
-            from gateway.clock import Clock
-
             clock = self.clock = Clock()
         while True:
             t0 = time.ticks_us()

@@ -28,3 +28,16 @@ class Slots:
 
 def reset():
     machine.reset()
+
+
+class RtcMemory:
+    """ESP32 RTC slow memory (2 KB) for gateway/persist.py: kept across watchdog, soft and
+    OTA resets (not a power cut); a write costs microseconds, no flash."""
+
+    def read(self):
+        return machine.RTC().memory()
+
+    def write(self, data):
+        if len(data) > 2000:
+            raise OSError(27, "record too large for RTC memory")
+        machine.RTC().memory(data)

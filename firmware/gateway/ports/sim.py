@@ -5,7 +5,7 @@
 # and talks to this board over one loopback TCP connection, the "plant link",
 # in text lines:
 #   plant -> board   C <pos>                  transfer-switch contact (0 grid, 1 island, -1 unknown)
-#                    T <v_mv> <f_mhz> <v_ok> [<w> <var> <open>]...   analog truth per CT channel
+#                    T <v_mv> <f_millihz> <v_ok> [<w> <var> <open>]...   analog truth per CT channel
 #                    X                        stop request (clean shutdown)
 #   board -> plant   I <0|1>                  interlock output level (1 = export permitted)
 #                    H                        watchdog feed (the plant models a reset when
@@ -146,7 +146,7 @@ class SimBoard:
         elif kind == b"T":
             t = self.truth
             t.v_mv = int(parts[1])
-            t.f_mhz = int(parts[2])
+            t.f_millihz = int(parts[2])
             t.v_present = parts[3] == b"1"
             i = 4
             ch = 0

@@ -8,7 +8,7 @@ Same duck-typed interface as the ESP32 front end (gateway.ports.esp32_analog):
     fe.capture(bufs, n, period_us) -> n captured; then fe.t0_us (tick of the first
         sample), fe.dt_ns (time between sample sets), fe.skew_ns (between channel reads)
     fe.idle_us(us)                      virtual time only: let time pass (lockstep runs)
-Truth (gateway.ports.sim.Truth or the Truth below; same attributes): v_mv (rms), f_mhz,
+Truth (gateway.ports.sim.Truth or the Truth below; same attributes): v_mv (rms), f_millihz,
 v_present, and per current channel ch_w (signed real power W, + import for grid), ch_var
 (reactive, + inductive: the current lags), ch_open (CT open circuit). A change is seen at
 the next capture (comparing with a copy: no allocation unless something changed).
@@ -44,7 +44,7 @@ SIM_SCHEMA = {
     "i_h5_pct": (0, 0, 60),
     "i_h3_deg": (0, -180, 180),  # current harmonic lag behind the voltage harmonic
     "i_h5_deg": (0, -180, 180),
-    "drift_mhz": (0, 0, 1000),  # frequency wander amplitude around truth.f_mhz
+    "drift_mhz": (0, 0, 1000),  # frequency wander amplitude around truth.f_millihz
     "drift_s": (60, 1, 3600),  # its period
     "open_uv": (3100000, 0, 3300000),  # level an open CT input is pulled to
 }
@@ -58,7 +58,7 @@ class Truth:
 
     def __init__(self, n_ct=2):
         self.v_mv = 230000
-        self.f_mhz = 50000
+        self.f_millihz = 50000
         self.v_present = True
         self.t_ms = 0  # board tick of the last update from the plant
         self.ch_w = [0] * n_ct
@@ -112,7 +112,7 @@ class SimAnalog:
     def f_now_mhz(self, t_ns=None):
         """The synthesised frequency (truth + drift) at t_ns (default: now)."""
         s = self.sim
-        f = self.truth.f_mhz
+        f = self.truth.f_millihz
         if s["drift_mhz"]:
             per = s["drift_s"] * 1000000000
             t = self._now_ns() if t_ns is None else t_ns
@@ -125,7 +125,7 @@ class SimAnalog:
     # -- plant ----------------------------------------------------------------------
     def _changed(self):
         t, o = self.truth, self._seen
-        if t.v_mv != o.v_mv or t.f_mhz != o.f_mhz or t.v_present != o.v_present:
+        if t.v_mv != o.v_mv or t.f_millihz != o.f_millihz or t.v_present != o.v_present:
             return True
         for c in range(self.nc):
             if (t.ch_w[c] != o.ch_w[c] or t.ch_var[c] != o.ch_var[c]
@@ -137,7 +137,7 @@ class SimAnalog:
         """Take new truth values (allocates: runs only when the plant changed them)."""
         self.truth = truth
         o = self._seen
-        o.v_mv, o.f_mhz, o.v_present = truth.v_mv, truth.f_mhz, truth.v_present
+        o.v_mv, o.f_millihz, o.v_present = truth.v_mv, truth.f_millihz, truth.v_present
         for c in range(self.nc):
             o.ch_w[c] = truth.ch_w[c]
             o.ch_var[c] = truth.ch_var[c]

@@ -1,6 +1,6 @@
 """A simulated ATM90E32 on a simulated SPI bus (host only): the driver's test peer.
 
-    ic = SimAtm90e32(truth)          # truth: v_mv, f_mhz, v_present, ch_w/ch_var/ch_open
+    ic = SimAtm90e32(truth)          # truth: v_mv, f_millihz, v_present, ch_w/ch_var/ch_open
     drv = Atm90e32(ic.spi, ic.cs, cfg)
 The peer implements the register file and the framing the driver must get right: a frame
 is what happens between CS low and CS high; the first 16 bits are the address word (bit
@@ -148,7 +148,7 @@ class SimAtm90e32:
         t, o = self.truth, self._seen
         if o is None:
             return True
-        if t.v_mv != o[0] or t.f_mhz != o[1] or t.v_present != o[2]:
+        if t.v_mv != o[0] or t.f_millihz != o[1] or t.v_present != o[2]:
             return True
         for c in range(min(3, len(t.ch_w))):
             if t.ch_w[c] != o[3 + 3 * c] or t.ch_var[c] != o[4 + 3 * c] or \
@@ -161,13 +161,13 @@ class SimAtm90e32:
         if not self._changed():
             return
         t = self.truth
-        o = [t.v_mv, t.f_mhz, t.v_present]
+        o = [t.v_mv, t.f_millihz, t.v_present]
         r = self.regs
         on = r[0x00] == 1
         v_mv = t.v_mv if (t.v_present and on) else 0
         s0 = 0
         s1 = 0
-        fr = t.f_mhz // 10 if v_mv else 0
+        fr = t.f_millihz // 10 if v_mv else 0
         if fr and r[0x0D] and fr > r[0x0D]:
             s1 |= 0x8000
         if fr and r[0x0C] and fr < r[0x0C]:
