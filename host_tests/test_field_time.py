@@ -25,3 +25,44 @@ def test_dst_check_catches_a_wrong_rule(monkeypatch):
     monkeypatch.setattr(benchfield, "ZONES", (("GMT0BST,M3.5.0/2,M10.5.0/3", "Europe/London"),))
     r = benchfield.dst_check()
     assert r["dst_errors"] >= 8
+
+
+def test_sntp_service_resyncs_after_a_reconnect_and_waits_while_down():
+    """The firmware's Sntp.run (here on CPython) against chronyd: one sync at start, none
+    while the network is down, one more at once after the reconnect (gen bumped)."""
+    import asyncio
+
+    from gateway.clock import Clock
+    from gateway.sntp import Sntp
+    from gwhost.ntpserver import Chrony
+
+    class Net:
+        up = True
+        gen = 1
+
+        def __init__(self, port):
+            self.port = port
+
+        def resolve(self, host, port):
+            return ("127.0.0.1", self.port)
+
+    async def scenario(port):
+        net = Net(port)
+        s = Sntp({"server": "127.0.0.1", "port": port, "sync_s": 3600, "retry_s": 1,
+                  "timeout_ms": 1000, "tz": "UTC0"}, Clock(), net)
+        task = asyncio.create_task(s.run())
+        await asyncio.sleep(0.8)
+        first = s.syncs
+        net.up = False
+        await asyncio.sleep(0.6)
+        while_down = s.syncs
+        net.up = True
+        net.gen = 2  # reconnected
+        await asyncio.sleep(0.8)
+        task.cancel()
+        return first, while_down, s.syncs, s.now_s()
+
+    with Chrony() as srv:
+        first, down, after, now = asyncio.run(scenario(srv.port))
+    assert (first, down, after) == (1, 1, 2)
+    assert now > 24 * 365 * 86400  # a real date (seconds since 2000)

@@ -421,6 +421,8 @@ class Bench:
             "ota_power_cut_cases": sum(1 for r in rows if r["kind"] == "power_cut"),
             "ota_switch_while_unsafe": sum(r.get("switched_while_unsafe", 0) for r in rows),
             "ota_loop_lag_ms_max": max(lags) if lags else None,
+            "ota_loop_lag_ms_median": sorted(lags)[len(lags) // 2] if lags else None,
+            "ota_downloads_measured": len(lags),
             "ota_cases_failed": [r["case"] for r in rows if not r.get("ok")],
         }
 
