@@ -118,3 +118,61 @@ def test_sign_tool_refuses_bad_input(tmp_path, capsys):
                          str(key_path)]) == 2
     assert otatool.main(["image", "--version", "bad version!", "--out",
                          str(tmp_path / "i")]) == 2
+
+
+def test_download_pauses_while_export_is_permitted(keys):
+    """No flash writes while export is permitted: the download waits, then completes."""
+    import asyncio
+    import http.server
+    import threading
+
+    from gateway.clock import Clock
+    from gateway.log import Log
+    from gateway.model import Permits
+
+    key, _ = keys
+    body = otatool.make_bundle(b"\x11" * 20000, key, "3.0", "sim")
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+
+    class Gw:
+        clock = Clock()
+        permits = Permits()
+        log = Log(10, clock)
+
+    class Slots:
+        part = MemPart()
+
+        def get_next_update(self):
+            return self.part
+
+    gw = Gw()
+    gw.permits.export = True
+    up = ota.Updater(gw, Slots(), otatool.modulus(key), "sim", {})
+
+    async def go():
+        t = asyncio.create_task(up.download("http://127.0.0.1:%d/b" % srv.server_address[1]))
+        await asyncio.sleep(1.0)
+        during = (up.progress, Slots.part.data.copy())
+        gw.permits.export = False
+        sink = await asyncio.wait_for(t, 10)
+        return during, sink
+
+    try:
+        (progress, written), sink = asyncio.run(go())
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert progress == 0 and written == {} and up.pauses == 1
+    assert sink.total == len(body) and sink.version == "3.0"

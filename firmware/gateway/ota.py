@@ -251,6 +251,7 @@ class Updater:
         self._task = None
         self.gate = None
         self.aborted = 0  # switches abandoned because the safe moment passed
+        self.pauses = 0  # downloads paused while export was permitted (no flash writes then)
 
     def _log(self, level, msg):
         self.gw.log.add(level, msg)
@@ -342,7 +343,18 @@ class Updater:
                 if h.lower().startswith(b"content-length:"):
                     length = int(h[15:].strip())
             clock = self.gw.clock
+            p = self.gw.permits
+            paused = False
             while True:
+                # flash writes stall the interpreter (an ESP32 sector erase ~45 ms): none while
+                # export or discharge is permitted; the download pauses (TCP holds the sender)
+                while p.export or p.discharge:
+                    if not paused:
+                        paused = True
+                        self.pauses += 1
+                        self._log(1, "ota: download paused while export is permitted")
+                    await asyncio.sleep_ms(500)
+                paused = False
                 data = await r.read(_CHUNK)
                 if not data:
                     break
