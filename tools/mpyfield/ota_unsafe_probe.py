@@ -77,7 +77,7 @@ class Slots:
         return Part(self.gw, self.rec, "ota_1")
 
 
-CFG = {"switch_wait_s": 60, "stop_wait_s": 10, "commit_s": 60, "healthy_s": 5}
+CFG = {"switch_wait_s": 60, "stop_wait_s": 3, "commit_s": 60, "healthy_s": 5}
 
 
 async def case(name, setup, clear, during_stop=None):
