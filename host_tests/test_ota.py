@@ -120,8 +120,8 @@ def test_sign_tool_refuses_bad_input(tmp_path, capsys):
                          str(tmp_path / "i")]) == 2
 
 
-def test_download_pauses_while_export_is_permitted(keys):
-    """No flash writes while export is permitted: the download waits, then completes."""
+def test_download_pauses_while_a_flash_write_must_wait(keys):
+    """No flash writes while the car discharges: the download waits, then completes."""
     import asyncio
     import http.server
     import threading
@@ -150,6 +150,10 @@ def test_download_pauses_while_export_is_permitted(keys):
         clock = Clock()
         permits = Permits()
         log = Log(10, clock)
+        discharging = True
+
+        def flash_busy(self):
+            return self.discharging
 
     class Slots:
         part = MemPart()
@@ -158,14 +162,13 @@ def test_download_pauses_while_export_is_permitted(keys):
             return self.part
 
     gw = Gw()
-    gw.permits.export = True
     up = ota.Updater(gw, Slots(), otatool.modulus(key), "sim", {})
 
     async def go():
         t = asyncio.create_task(up.download("http://127.0.0.1:%d/b" % srv.server_address[1]))
         await asyncio.sleep(1.0)
         during = (up.progress, Slots.part.data.copy())
-        gw.permits.export = False
+        gw.discharging = False
         sink = await asyncio.wait_for(t, 10)
         return during, sink
 

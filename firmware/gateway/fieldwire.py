@@ -69,8 +69,7 @@ def _network(gw):
             gw.log.error("net: %s" % e)
     if link is None:
         return None
-    nm = NetManager(cfg, link, gw.clock, gw.log,
-                    busy=lambda: gw.permits.export or gw.permits.discharge)
+    nm = NetManager(cfg, link, gw.clock, gw.log, busy=gw.flash_busy)
     gw.extra_services.append(("net", nm.run))
     return nm
 
@@ -128,7 +127,7 @@ def _persist(gw):
     elif st:
         rtc = FileRtc(base + "rtcmem.bin")
     p = Persist(gw.config.data["persist"], gw.counters, base + "state.json", rtc=rtc,
-                busy=lambda: gw.permits.export or gw.permits.discharge, log=gw.log)
+                busy=gw.flash_busy, log=gw.log)
     try:
         src = p.load()
     except (OSError, ValueError) as e:

@@ -11,8 +11,8 @@
 # "up" within net.connect_s, then check the link every second; on loss or failure wait
 # (backoff doubling from backoff_min_s to backoff_max_s) and try again, forever.
 # `gen` counts (re)connects: SNTP and MQTT resync on a new value. Names (NTP server, MQTT
-# broker) are resolved once per (re)connect, in this task, and only while export is not
-# permitted (getaddrinfo blocks on the ESP32: a slow DNS would hold the interpreter);
+# broker) are resolved once per (re)connect, in this task, and not during island backup or
+# a discharge (getaddrinfo blocks on the ESP32: a slow DNS would hold the interpreter);
 # meanwhile the previous addresses are used. IP literals need no DNS at all.
 from micropython import const
 
@@ -36,7 +36,7 @@ STATE_NAMES = ("down", "joining", "up")
 
 class NetManager:
     """cfg: the "net" section (a live dict). link: the port's interface object.
-    busy: fn() True while export is permitted (no blocking DNS then)."""
+    busy: fn() True while the interpreter must not stall (Gateway.flash_busy): no DNS then."""
 
     def __init__(self, cfg, link, clock, log=None, busy=None):
         self.cfg = cfg

@@ -343,16 +343,17 @@ class Updater:
                 if h.lower().startswith(b"content-length:"):
                     length = int(h[15:].strip())
             clock = self.gw.clock
-            p = self.gw.permits
+            busy = self.gw.flash_busy
             paused = False
             while True:
-                # flash writes stall the interpreter (an ESP32 sector erase ~45 ms): none while
-                # export or discharge is permitted; the download pauses (TCP holds the sender)
-                while p.export or p.discharge:
+                # flash writes stall the interpreter (an ESP32 sector erase ~45 ms): none during
+                # island backup or a discharge (Gateway.flash_busy, as for config saves); the
+                # download pauses meanwhile (TCP holds the sender)
+                while busy():
                     if not paused:
                         paused = True
                         self.pauses += 1
-                        self._log(1, "ota: download paused while export is permitted")
+                        self._log(1, "ota: download paused: island backup or discharging")
                     await asyncio.sleep_ms(500)
                 paused = False
                 data = await r.read(_CHUNK)

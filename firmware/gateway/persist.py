@@ -7,15 +7,16 @@
 #           back, move state.json to .bak, move .tmp into place; load takes the valid file
 #           with the highest sequence number, so a power cut anywhere leaves the old or the new
 #           record). A flash write stalls the interpreter (~80 ms a page on the ESP32), so it
-#           waits while export or discharge is permitted (the `busy` callback), as config does.
+#           waits during island backup or a discharge (`busy`: Gateway.flash_busy), as config
+#           saves do.
 #   rtc     (optional, board.rtc_memory(): ESP32 RTC slow memory, 2 KB, kept across watchdog,
 #           soft and OTA resets but not a power cut) written on every interval, busy or not:
 #           it costs microseconds. On the host a file stands in for it.
 # Flash writes per day: at most ceil(86400 / interval_s) + 1 (rollover) + OTA outcomes,
 # i.e. 97 at the 900 s default (one ~400-byte file write plus two renames each), fewer when
-# nothing changes or export is permitted. Loss bound: a reset loses at most interval_s; a
-# power cut during a long export/discharge stretch loses at most what accrued since the last
-# flash save (the RTC tier covers every reset that keeps power).
+# nothing changes or a flash write must wait. Loss bound: a reset loses at most interval_s;
+# a power cut during a long backup/discharge stretch loses at most what accrued since the
+# last flash save (the RTC tier covers every reset that keeps power).
 #
 # The day is the local day (gateway/tz.py) from the SNTP wall clock: until the first sync
 # nothing is restored or saved (energy counted meanwhile is added to the restored day).

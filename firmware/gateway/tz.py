@@ -243,6 +243,11 @@ def check(value):
     return value
 
 
-def validate(section):
-    """Config validator for the "time" section: the TZ string must parse."""
-    TZ(section["tz"])
+def rule(section):
+    """The "time" section's rule (gateway.wiring.rules): the TZ string must parse."""
+    try:
+        TZ(section["tz"])
+    except TZError as e:
+        from gateway.schema import ConfigError
+
+        raise ConfigError("time.tz: %s" % e)

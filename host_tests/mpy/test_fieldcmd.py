@@ -39,7 +39,7 @@ class Ctx:
 def make():
     fs = MemFs()
     cfg = Config({"net": netmgr.SCHEMA, "mqtt": mqtt.SCHEMA, "time": sntp.SCHEMA}, "config.json",
-                 "secrets.json", fs=fs, validators={"time": tz.validate})
+                 "secrets.json", fs=fs, rules={"time": tz.rule})
     cfg.load()
     c = Ctx()
     c.config = cfg
@@ -98,7 +98,7 @@ class Provisioning(unittest.TestCase):
         c, fs = make()
         fs.files["config.json"] = b'{"time": {"tz": "XYZ"}}'
         cfg = Config(c.config.schemas, "config.json", "secrets.json", fs=fs,
-                     validators={"time": tz.validate})
+                     rules={"time": tz.rule})
         cfg.load()
         self.assertIn("time zone 'XYZ'", cfg.error)
         self.assertEqual(cfg.data["time"]["tz"], sntp.SCHEMA["tz"][0])
