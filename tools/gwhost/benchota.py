@@ -202,7 +202,7 @@ def _broken(kind, n):
                           "        raise RuntimeError('broken build')\n\n    def _tick(self, now", 1)
         rep = {"gateway/safety.py": src}
     rep["gateway/ota_key.py"] = key_mod
-    return otatool.build_image("1.1-" + kind, replace=rep)
+    return otatool.build_image("1.1-" + kind, replace=rep, compiled=True)
 
 
 class Bench:
@@ -212,9 +212,10 @@ class Bench:
         self.other = otatool.new_key()
         self.n = otatool.modulus(self.key)
         km = otatool.key_module_text(self.n)
-        self.v1 = otatool.build_image("1.0", replace={"gateway/ota_key.py": km})
-        self.v11 = otatool.build_image("1.1", replace={"gateway/ota_key.py": km})
-        self.v12 = otatool.build_image("1.2", replace={"gateway/ota_key.py": km})
+        # images of compiled .mpy files, as deployed (bytecode off the source compiler)
+        self.v1 = otatool.build_image("1.0", replace={"gateway/ota_key.py": km}, compiled=True)
+        self.v11 = otatool.build_image("1.1", replace={"gateway/ota_key.py": km}, compiled=True)
+        self.v12 = otatool.build_image("1.2", replace={"gateway/ota_key.py": km}, compiled=True)
         self.good_bundle = otatool.make_bundle(self.v11, self.key, "1.1", "sim")
         self.server = Server()
         self.rows = []

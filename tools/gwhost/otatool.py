@@ -80,22 +80,32 @@ def key_id(n):
     return hashlib.sha256(n.to_bytes(k, "big")).hexdigest()[:16]
 
 
-def build_image(version, firmware=paths.FIRMWARE, replace=None):
+def build_image(version, firmware=paths.FIRMWARE, replace=None, compiled=False):
     """The sim image: every .py under firmware/ (gateway/, main.py); `replace` maps a
-    relative path to new content (the bench uses it for broken builds)."""
+    relative .py path to new content (the bench uses it for broken builds). compiled=True
+    ships .mpy files (build/mpy-x64, as deployed) instead of sources, except the files
+    replaced or versioned, which stay .py."""
     files = {}
+    if compiled:
+        from gwhost.mpyhost import compiled_firmware
+
+        firmware = compiled_firmware()
     for root, dirs, names in os.walk(firmware):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         for n in sorted(names):
-            if n.endswith(".py"):
+            if n.endswith(".py") or (compiled and n.endswith(".mpy")):
                 p = os.path.join(root, n)
                 rel = os.path.relpath(p, firmware).replace(os.sep, "/")
                 with open(p, "rb") as f:
                     files[rel] = f.read()
-    init = files["gateway/__init__.py"].decode()
+    init_py = os.path.join(paths.FIRMWARE, "gateway", "__init__.py")
+    with open(init_py) as f:
+        init = f.read()
+    files.pop("gateway/__init__.mpy", None)
     files["gateway/__init__.py"] = re.sub(r'VERSION = "[^"]*"', 'VERSION = "%s"' % version,
                                           init).encode()
     for k, v in (replace or {}).items():
+        files.pop(k[:-3] + ".mpy", None)  # the replacement must be what gets imported
         files[k] = v.encode() if isinstance(v, str) else v
     out = bytearray(IMG_MAGIC)
     for name, data in files.items():
