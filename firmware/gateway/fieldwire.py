@@ -192,9 +192,11 @@ def attach(gw):
 
             client.post(root + "/ota", json.dumps(rec), True, 1)
 
-    from gateway import ota
+    gw.ota = None
+    if gw.board.spec.get("port") == "esp32" or _env("GATEWAY_OTA_DIR"):
+        from gateway import ota  # only where there are slots: its objects cost heap
 
-    ota.attach(gw, gw.persist, publish)
+        ota.attach(gw, gw.persist, publish)
     v = gw.view
     v.net, v.sntp, v.tz, v.ota, v.persist = gw.net, gw.sntp, gw.tz, gw.ota, gw.persist
     # the MQTT client calls its on_message for every topic: route <root>/ota/set here and

@@ -139,7 +139,7 @@ class View:
         self.tariff = None  # gateway.tariff.Tariff (the retained price topic lands here)
         self.actions = {}  # {"stop_now": fn} for commands
         # the field services (gateway/fieldwire.py); None where not fitted
-        self.net = None  # gateway.netmgr.NetManager or netmgr.Always
+        self.net = None  # gateway.netmgr.NetManager or ports.sim_net.Always
         self.sntp = None  # gateway.sntp.Sntp or fieldwire.HostTime
         self.tz = None  # gateway.tz.TZ
         self.ota = None  # gateway.ota.Updater

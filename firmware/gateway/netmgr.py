@@ -182,28 +182,3 @@ class NetManager:
             r["attempts"], r["losses"], self.backoff_s,
             ("; last error: %s" % r["error"]) if r["error"] else ""))
         return lines
-
-
-class Always:
-    """The simulated board's network: loopback, always up (gen 1)."""
-
-    up = True
-    gen = 1
-
-    def resolve(self, host, port):
-        import socket
-
-        try:
-            return socket.getaddrinfo(host, port)[0][-1]
-        except (OSError, IndexError):
-            return None
-
-    def want(self, host, port):
-        pass
-
-    def state_record(self):
-        return {"state": "up", "mode": "loopback", "ip": "127.0.0.1", "rssi": None,
-                "attempts": 0, "losses": 0, "error": None}
-
-    def status_lines(self):
-        return ["network: loopback (simulated board), always up"]
