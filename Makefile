@@ -71,3 +71,4 @@ bench: setup
 	@tools/bench-metering --json | tail -1
 	@tools/bench-safety --json | tail -1
 	@tools/bench-bus --json | tail -1
+	@tools/bench-field --json | tail -1

@@ -9,12 +9,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
-APT_PKGS="mosquitto mosquitto-clients socat"
+APT_PKGS="mosquitto mosquitto-clients socat chrony"
 stamp_key=$(cat tools/requirements.txt tools/mpy-packages.lock tools/setup.sh | sha256sum | cut -c1-16)
 stamp=".venv/.stamp-setup-$stamp_key"
 
 missing_cmds() {
-  for c in mosquitto mosquitto_sub socat; do
+  for c in mosquitto mosquitto_sub socat chronyd; do
     command -v "$c" >/dev/null 2>&1 || [ -x "/usr/sbin/$c" ] || echo "$c"
   done
 }

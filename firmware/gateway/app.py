@@ -83,6 +83,7 @@ class Gateway:
         self.view = None
         self.stopping = False
         self.lag = Lag()  # event-loop lag, measured by monitor()
+        self.wall = None  # fn() -> (UTC s since 2000, local s of day): gateway.fieldwire
         self.heap_peak_bytes = 0
         self.heap_live_bytes = 0  # after the last once-a-second collection
         self.heap_min_free_bytes = -1  # -1: not measured yet
@@ -249,7 +250,8 @@ class Gateway:
         """Once a second: the planner with the wall clock (idle until the clock is set)."""
         pl = self.planner
         while not self.stopping:
-            now_s, tod_s = wall_s(pl.cfg["utc_offset_min"])  # live: read each time
+            w = self.wall  # SNTP + POSIX TZ (gateway/fieldwire.py), else the RTC
+            now_s, tod_s = w() if w is not None else wall_s(pl.cfg["utc_offset_min"])
             if now_s >= 0:
                 pl.update(now_s, tod_s, self.control, self.meter, self.charger,
                           self.inverter)

@@ -25,9 +25,13 @@ HELP = (
 def run(con, words):
     cmd, args = words[0].lower(), words[1:]
     f = _COMMANDS.get(cmd)
-    if f is None:
-        return ("error: unknown command %r; type 'help' for the list" % cmd[:20],)
     try:
+        if f is None:
+            from gateway import fieldcmd  # provisioning, time, network, updates
+
+            r = fieldcmd.run(con.ctx, cmd, args)
+            return r if r is not None else (
+                "error: unknown command %r; type 'help' for the list" % cmd[:20],)
         return f(con.ctx, args)
     except ValueError as e:  # ConfigError and the sections' own validation errors
         return ("error: %s" % e,)
@@ -64,7 +68,9 @@ _STOP = ("none", "pending", "confirmed")  # Bus.stop_state (gateway.modbus.bus.S
 
 
 def _help(ctx, args):
-    return HELP
+    from gateway.fieldcmd import HELP as FIELD
+
+    return HELP[:-1] + FIELD + HELP[-1:]
 
 
 def _status(ctx, args):

@@ -149,6 +149,12 @@ class View:
         self.planner = None  # gateway.plan.Planner
         self.tariff = None  # gateway.tariff.Tariff (the retained price topic lands here)
         self.actions = {}  # {"stop_now": fn} for commands
+        # the field services (gateway/fieldwire.py); None where not fitted
+        self.net = None  # gateway.netmgr.NetManager or ports.sim_net.Always
+        self.sntp = None  # gateway.sntp.Sntp or fieldwire.HostTime
+        self.tz = None  # gateway.tz.TZ
+        self.ota = None  # gateway.ota.Updater
+        self.persist = None  # gateway.persist.Persist
 
 
 # W*ms in one Wh: energy is integrated in W*ms remainders so no step ever needs a float.

@@ -14,7 +14,7 @@ SCHEMA = {
     "wear_wh_day": (10000, 0, 500000),
     "batt_capacity_wh": (0, 0, 200000),  # home battery usable energy (backup autonomy)
     "load_tau_s": (900, 10, 86400),  # averaging time of the recent house load
-    "utc_offset_min": (60, -720, 840),  # local time = UTC + this (no DST rule: set it)
+    "utc_offset_min": (60, -720, 840),  # fallback only: the gateway uses time.tz (POSIX TZ)
 }
 
 

@@ -180,6 +180,8 @@ class Telemetry:
         )
 
     def _roll_day(self, now):
+        if self.ctx.persist is not None:
+            return  # gateway/persist.py rolls the local day (SNTP + time.tz) and keeps totals
         import time
 
         lt = time.localtime()

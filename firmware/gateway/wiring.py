@@ -28,6 +28,7 @@ def _env(name):
 def schemas():
     """Every configuration section and the module that owns it."""
     from gateway import app, commands, control_cfg, mqtt, plan, safety_cfg, tariff, telemetry
+    from gateway import netmgr, ota, persist, sntp
     from gateway.devices import charger, solax, sunspec
     from gateway.modbus import bus
 
@@ -37,7 +38,8 @@ def schemas():
     return {"app": app.SCHEMA, "safety": safety_cfg.SCHEMA, "control": control_cfg.SCHEMA,
             "bus": bus.SCHEMA, "charger": charger.SCHEMA, "inverter": inverter,
             "mqtt": mqtt.SCHEMA, "telemetry": telemetry.SCHEMA, "commands": commands.SCHEMA,
-            "plan": plan.SCHEMA, "tariff": tariff.SCHEMA}
+            "plan": plan.SCHEMA, "tariff": tariff.SCHEMA, "time": sntp.SCHEMA,
+            "net": netmgr.SCHEMA, "persist": persist.SCHEMA, "ota": ota.SCHEMA}
 
 
 def live_keys():
@@ -50,9 +52,9 @@ def live_keys():
 
 def rules():
     """{section: rule(d)}: the rules across keys, beside their sections."""
-    from gateway import control_cfg, safety_cfg
+    from gateway import control_cfg, safety_cfg, tz
 
-    return {"safety": safety_cfg.rule, "control": control_cfg.rule}
+    return {"safety": safety_cfg.rule, "control": control_cfg.rule, "time": tz.rule}
 
 
 def build_bus(gw):
@@ -180,6 +182,9 @@ def build(board, config=None, out=print, client=None, console=None):
         gw.client = v.client = tel.client
         gw.extra_services.append(("telemetry", tel.run))
     gw.extra_services.append(("config", config.run))
+    from gateway import fieldwire
+
+    fieldwire.attach(gw)  # network, time, persistent counters, updates (docs/field.md)
     if console is None:
         console = data["app"]["console"] and _env("GATEWAY_CONSOLE") != "0"
     if console:

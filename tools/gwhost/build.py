@@ -18,7 +18,7 @@ from gwhost import paths
 
 # Bytes of .mpy per file and in all. For scale: mqtt_as ~11 KB, umodbus core ~15 KB.
 FILE_BUDGET = 12 * 1024
-TOTAL_BUDGET = 160 * 1024
+TOTAL_BUDGET = 200 * 1024  # +40 KB for the field services (time, network, counters, OTA)
 ARCH = "xtensawin"
 MANIFEST = os.path.join(paths.FIRMWARE, "manifest.py")
 
