@@ -5,7 +5,7 @@
 import unittest
 
 from gateway import metering as M
-from metering_util import Rig
+from metering_util import MPY, Rig
 
 GAP_US = 400  # what the service's yields cost (other tasks run), as in Rig.step
 LIMIT_US = 20000  # one 50 Hz cycle
@@ -78,6 +78,43 @@ class VoltageLossAnyPhase(unittest.TestCase):
             m = rig.window()
             self.assertTrue(m.valid, "flags %d" % m.flags)
         self.assertTrue(rig.eng.n_probes >= 100, "%d probes" % rig.eng.n_probes)
+
+
+class Service(unittest.TestCase):
+    @unittest.skipUnless(MPY, "real time: the unix port's ticks and asyncio")
+    def test_without_voltage_the_service_still_yields(self):
+        # Each capture without voltage ends its window at once and is published without a
+        # turn for other tasks: the service must still yield once per window.
+        import asyncio
+
+        from gateway.clock import Clock
+        from gateway.metering import service
+        from gateway.model import Meter
+        from gateway.ports.sim_analog import SimAnalog
+
+        rig = Rig()
+        rig.truth.v_present = False
+        fe = SimAnalog(rig.truth, rig.cfg)  # real time: captures hold the loop
+        meter = Meter()
+        turns = [0]
+
+        async def other():
+            while True:
+                await asyncio.sleep_ms(0)
+                turns[0] += 1
+
+        async def main():
+            tk = asyncio.create_task(other())
+            task = asyncio.create_task(service.run(fe, meter, rig.cfg, Clock()))
+            await asyncio.sleep_ms(300)
+            task.cancel()
+            tk.cancel()
+
+        asyncio.run(main())
+        self.assertTrue(meter.seq >= 5, "%d windows in 0.3 s" % meter.seq)
+        self.assertFalse(meter.valid)
+        self.assertTrue(meter.flags & M.FLAG_NO_VOLTAGE)
+        self.assertTrue(turns[0] >= meter.seq - 1, "%d turns for the other task" % turns[0])
 
 
 if __name__ == "__main__":

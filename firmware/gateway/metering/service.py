@@ -69,3 +69,4 @@ async def run(frontend, meter, cfg, clock, engine=None, on_window=None):
         now = clock.now_ms()
         if eng.finish(meter, now) and on_window is not None:
             on_window(now)
+        await asyncio.sleep_ms(0)  # a lost voltage ended the window without a turn
