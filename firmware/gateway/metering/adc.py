@@ -217,12 +217,17 @@ class AdcMeter:
                         break
                     i += 1
                 self._pdone = i - 1
-                # A probe starts h/8 before the peak (still within its +-45 degrees) and
-                # must leave the chunk its usual wake-up: never one that makes it start
-                # late or early (a busy loop then skips the probe before the chunk).
-                tp -= h >> 3
-                if i < j and tp + self._pn * dt + early + 1000000 + early > wait + e:
-                    i = j
+                # A probe starts at the peak, or h/8 before it (still within +-45 degrees)
+                # when that is needed to leave the chunk its usual wake-up: a probe must
+                # never make a chunk start late or early (a loop so busy that neither
+                # fits skips the probe before the chunk).
+                pk = tp
+                if i < j:
+                    room = wait + e - self._pn * dt - 2 * early - 1000000
+                    if tp > room:
+                        tp -= h >> 3
+                        if tp > room:
+                            i = j
                 if i < j:
                     pw = tp - e
                     if pw >= 1000000 + early:
@@ -231,7 +236,7 @@ class AdcMeter:
                         self._wake_set = True
                         return ms * 1000
                     self._pdone = i
-                    self._pk_ns = tp + (h >> 3)
+                    self._pk_ns = pk
                     self.probing = True
                     n = (pw if pw > 0 else 0) // dt + self._pn
                     self.n_plan = n if n < self._pcap else self._pcap
