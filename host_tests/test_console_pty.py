@@ -61,7 +61,7 @@ def test_console_status_and_clear_errors():
         out = term.command("config set control.soc_reserve_pct lots")
         assert "error: control.soc_reserve_pct: expected an integer, got 'lots'" in out, out
         out = term.command("config set control.soc_reserve_pct 45")
-        assert "control.soc_reserve_pct = 45 (live" in out, out
+        assert "control.soc_reserve_pct = 45 (applied now" in out, out
         out = term.command("config get control.soc_reserve_pct")
         assert "control.soc_reserve_pct = 45" in out, out
         out = term.command("config get mqtt.password")

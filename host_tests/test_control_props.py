@@ -30,7 +30,14 @@ def cfg_strategy():
         else:
             parts[key] = st.one_of(st.just(lo), st.just(hi), st.just(default),
                                    st.integers(lo, hi))
-    return st.fixed_dictionaries(parts)
+    return st.fixed_dictionaries(parts).map(_reserve_below_max)
+
+
+def _reserve_below_max(c):
+    """control_cfg.rule: the reserve never exceeds the max SoC (swap them if drawn so)."""
+    if c["soc_reserve_pct"] > c["soc_max_pct"]:
+        c["soc_reserve_pct"], c["soc_max_pct"] = c["soc_max_pct"], c["soc_reserve_pct"]
+    return c
 
 
 record = st.fixed_dictionaries({

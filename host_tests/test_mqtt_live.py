@@ -108,7 +108,8 @@ def test_controls_work_as_home_assistant_sends_them(live):
     t = time.monotonic()
     obs.publish(sel["command_topic"], sel["command_template"].replace("{{ value }}", "v1g"))
     r = obs.wait(ROOT + "/cmd/reply", since=t, timeout=5)
-    assert json.loads(r[-1][2]) == {"result": "accepted", "applied": {"mode": "v1g"}}
+    assert json.loads(r[-1][2]) == {"result": "accepted", "applied": {"mode": "v1g"},
+                                    "at_restart": []}
     assert _state(obs, time.monotonic())["mode"] == "v1g"
     num = cfgs["number/soc_reserve_pct"]
     t = time.monotonic()
@@ -257,4 +258,28 @@ def test_a_whole_day_tariff_arrives_retained_and_a_bad_one_is_rejected(live):
             break
     assert "interval_min" in plan.get("tariff_err", ""), plan
     assert plan["slots"] == 192  # the old schedule is kept whole
+    # too large for the client (skipped unread, handed over as None): rejected, kept
+    huge = json.dumps({"start": start, "interval_min": 15, "import": imp, "export": exp,
+                       "pad": "x" * 3000})
+    t = time.monotonic()
+    obs.publish(ROOT + "/tariff", huge, retain=True)
+    deadline = time.monotonic() + 10
+    while True:
+        plan = _state(obs, t).get("plan") or {}
+        if "longer" in (plan.get("tariff_err") or "") or time.monotonic() > deadline:
+            break
+    assert plan.get("tariff_err", "").startswith("tariff: longer than 3072 bytes"), plan
+    assert plan["slots"] == 192
+    # the widest schedule the docs promise (192 slots, every price 5 digits) fits
+    wide = json.dumps({"start": start, "interval_min": 15, "import": [-5000] * 192,
+                       "export": [-5000] * 192})
+    assert len(wide) > 2700
+    t = time.monotonic()
+    obs.publish(ROOT + "/tariff", wide, retain=True)
+    deadline = time.monotonic() + 10
+    while True:
+        plan = _state(obs, t).get("plan") or {}
+        if plan.get("tariff_err") is None or time.monotonic() > deadline:
+            break
+    assert plan.get("tariff_err") is None and plan["slots"] == 192, plan
     obs.publish(ROOT + "/tariff", "", retain=True)  # clear it for the other tests

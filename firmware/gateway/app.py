@@ -70,15 +70,18 @@ class Gateway:
         self.sup = Supervisor(self.clock, self.safe_state, self.log.error)
         self.safe_state("boot")  # the very first thing: export blocked, no setpoints
         self.config = config
+        config.busy = self.flash_busy  # saving waits for a moment a flash write may stall
         data = config.data
         a = data["app"]
         self.safety_tick_ms = a["safety_tick_ms"]
         self.fault_quiet_ms = a["fault_quiet_ms"]
         inv = self.inverter if data["inverter"]["kind"] != "none" else None
         self.safety = Safety(data["safety"], self.meter, self.charger, inv, self.permits)
+        if config.fault:  # any section that failed: never a silently different behaviour
+            self.safety.config_fault(config.fault)
         if self.safety.config_error:
-            self.log.error("config: safety settings invalid (%s): defaults loaded, FAULT"
-                           " latched" % self.safety.config_error)
+            self.log.error("config: %s: failed sections at defaults, FAULT latched (export"
+                           " blocked)" % self.safety.config_error)
         self.control = Controller(data["control"])
         self._init_plan(data)
 
@@ -170,9 +173,11 @@ class Gateway:
             await asyncio.sleep_ms(period)
 
     def request_stop(self, seq):
-        """Top-priority stop to every device (charger discharge 0, export limit 0)."""
+        """Top-priority stop to every device: every power setpoint 0 (car, home battery,
+        export limit); the bus holds its devices there until the stop is released."""
         sp = self.setpoints
         sp.ev_w = 0
+        sp.batt_w = 0
         sp.export_limit_w = 0
         self._stop_seq = seq
         b = self.bus
@@ -220,9 +225,8 @@ class Gateway:
     async def plan_service(self):
         """Once a second: the planner with the wall clock (idle until the clock is set)."""
         pl = self.planner
-        off = pl.cfg["utc_offset_min"]
         while not self.stopping:
-            now_s, tod_s = wall_s(off)
+            now_s, tod_s = wall_s(pl.cfg["utc_offset_min"])  # live: read each time
             if now_s >= 0:
                 pl.update(now_s, tod_s, self.control, self.meter, self.charger,
                           self.inverter)
@@ -248,17 +252,29 @@ class Gateway:
             b.submit_stop(now)
 
     def apply_settings(self, changes):
-        """Live changes accepted by the console or MQTT (already validated)."""
+        """Changes accepted by the console or MQTT (already validated): each LIVE key to
+        the module that uses it (telemetry and commands read their live section dict
+        themselves); any other key takes effect at the next start."""
+        cfg = self.config
         for sec, key, value in changes:
+            if not cfg.is_live(sec, key):
+                continue
             if sec == "control":
                 self.control.apply_setting(key, value)
+            elif sec == "safety":
+                self.safety.apply_setting(key, value)
             elif sec == "plan":
-                pl = self.planner
-                d = self.config.data["plan"]
-                if key == "grid_charge":
-                    pl.grid_charge = value
-                elif key in ("departure_min", "departure_soc_pct"):
-                    pl.set_daily(d["departure_min"], d["departure_soc_pct"])
+                self.planner.apply_setting(key, value)
+
+    def flash_busy(self):
+        """True while a config write must wait. A flash page write stalls the ESP32's
+        interpreter ~80 ms (community-measured, not measured here): the contact IRQ's
+        Python handler (interlock drop, stop request) waits for the flash operation in
+        progress, the safety tick for the whole save. So no write during island backup or
+        while the car discharges (set or measured); charging or idle in NORMAL is a moment
+        that comes within seconds. The hardware interlock on the contact and the
+        inverter's certified protection are not delayed (docs/telemetry.md)."""
+        return self.permits.island or self.setpoints.ev_w < 0 or self.charger.power_w < 0
 
     def stop_now(self):
         """The 'stop now' button: no charging, no discharging, until a mode is chosen."""

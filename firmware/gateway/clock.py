@@ -66,3 +66,19 @@ class ManualClock:
     def advance(self, ms):
         self.t = (self.t + ms) & TICKS_MAX
         return self.t
+
+
+def saturate_age(now, since, cap_ms):
+    """The stamp to keep in place of `since` so that its age at `now` never wraps.
+
+    ticks_diff() sees ages only up to 2**29 ms (~6.2 days): an older stamp reads as the future,
+    then from 2**30 ms (~12.4 days) as fresh again. Every age the firmware judges goes through
+    here: keep the result (`t = saturate_age(now, t, cap)`) and its age ticks_diff(now, t) is
+    the true age up to cap_ms, and cap_ms + 1 for anything older. A stamp that already reads as
+    the future (its age wrapped past 2**29 ms before it was saturated) counts as older than
+    cap_ms. Call it at least every ~6 days per stamp (every judgement does); 0 <= cap_ms < 2**29.
+    """
+    d = ticks_diff(now, since)
+    if 0 <= d <= cap_ms:
+        return since
+    return ticks_add(now, -cap_ms - 1)

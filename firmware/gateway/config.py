@@ -1,27 +1,42 @@
 # Configuration: code defaults + a JSON file on flash + a separate secrets file.
 #
-# Every module that takes settings declares SCHEMA = {key: (default, lo, hi)}
-# (docs/conventions.md): ints with bounds, bools and strings as
-# (default, None, None), choices as (default, ("a", "b"), None). This module
-# gets the section schemas as a dict ({"control": control.SCHEMA, ...}) so it
-# imports none of them, validates with errors that name "section.key", and
-# keeps one live dict per section: modules hold a reference to their section
-# dict and see accepted changes at once.
+# Every module that takes settings declares SCHEMA = {key: (default, lo, hi)} and
+# LIVE (the keys it applies while running) per docs/conventions.md; gateway.schema is
+# the one validator. This module gets the section schemas as a dict
+# ({"control": control.SCHEMA, ...}) so it imports none of them, validates with errors
+# that name "section.key", and keeps one dict per section. A change of a LIVE key goes
+# to the listeners (Gateway.apply_settings), which hand it to the module that uses it;
+# any other key is stored, saved and takes effect at the next start.
 #
 # Files (the board decides the directory):
 #   config.json   only the values that differ from the defaults, no secrets
 #   secrets.json  keys named *password, *token, *psk (never in the repository)
 # Save is atomic against a power cut at any instant: write config.json.tmp,
 # read it back, move config.json to config.json.bak, move the .tmp into place.
-# Load takes the first of config.json, .tmp, .bak that parses and validates
-# completely, so a cut anywhere yields the old or the new file, never a mix. A
-# file that fails (corrupt JSON or a bad value) is named in `error` (logged and
-# published); if none is usable the defaults stand (the safe state).
-# Flash writes stall the interpreter (~80 ms per page on the ESP32), so a save
-# is deferred while the `busy()` callback reports export protection active.
+# Load reads config.json, or when it is missing the .tmp (complete: it is only moved
+# into place after its read-back), else the .bak. Sections are judged one by one: a
+# section that fails (a bad value, a broken rule, an unknown key of a strict section
+# such as safety, an unknown section) runs its defaults, the others load as written,
+# and `fault` names the failure: the gateway latches the safety FAULT on it (export
+# blocked) and reports it in the log, on the console and in the MQTT state, so a bad
+# file never yields a silently different safety behaviour. A file that does not parse
+# at all is a fault too (the .bak, if any, then supplies the sections so that MQTT can
+# report it). A torn .tmp (a cut during the very first save) is skipped with a warning.
+# Flash writes stall the interpreter (~80 ms per page on the ESP32, community-measured),
+# so a save waits while the `busy()` callback says a write must not happen now
+# (Gateway.flash_busy: island backup, or the car discharging); changes are saved within
+# seconds otherwise (run()).
 import json
 
-from gateway.schema import ConfigError, check, defaults, is_secret, merge, parse_text
+from gateway.schema import (
+    ConfigError,
+    check,
+    check_changes,
+    defaults,
+    is_secret,
+    merge,
+    parse_text,
+)
 
 
 class _OsFs:
@@ -58,19 +73,20 @@ class _OsFs:
 
 
 class Config:
-    """The live configuration: `data[section][key]`, validated on every change.
+    """The configuration: `data[section][key]`, validated on every change.
 
-    schemas: {section: SCHEMA}. log: gateway.log.Log or None. busy: callable,
-    True while export protection is active (saving waits). fs: see _OsFs.
-    validators: optional {section: fn(section_dict)} for rules across keys (e.g.
-    safety_cfg.validate); fn raises ValueError naming the key, and a file that
-    fails it is rejected like any other bad value.
+    schemas: {section: SCHEMA}. log: gateway.log.Log or None. busy: callable, True
+    while a flash write must wait. fs: see _OsFs. rules: {section: fn(section_dict)}
+    for rules across keys (e.g. safety_cfg.rule); fn raises ConfigError naming the key.
+    strict: sections whose unknown keys are errors. live: {section: keys applied live}.
     """
 
     def __init__(self, schemas, path="config.json", secrets_path="secrets.json", log=None,
-                 busy=None, fs=None, validators=None):
+                 busy=None, fs=None, rules=None, strict=("safety",), live=None):
         self.schemas = schemas
-        self.validators = validators or {}
+        self.rules = rules or {}
+        self.strict = strict
+        self.live = live or {}
         self.path = path
         self.secrets_path = secrets_path
         self.log = log
@@ -78,10 +94,11 @@ class Config:
         self.fs = fs or _OsFs()
         self.data = defaults(schemas)
         self.error = None  # last load/save problem (str) for telemetry and the console
+        self.fault = None  # what failed at load (str): the gateway latches FAULT on it
         self.source = "defaults"  # which file the values came from
         self.dirty = False  # live values differ from the file
         self.saves = 0
-        self.deferred = False  # a save is waiting for export protection to end
+        self.deferred = False  # a save is waiting for a moment when flash may be written
         self.listeners = []  # fn(changes) called after live changes were applied
 
     def _log(self, level, msg):
@@ -100,49 +117,55 @@ class Config:
         """Read config then secrets. Returns True if a config file was used."""
         errors = []
         used = None
-        for path in (self.path, self.path + ".tmp", self.path + ".bak"):
+        vals = {}
+        tmp = self.path + ".tmp"
+        for path in (self.path, tmp, self.path + ".bak"):
             if not self.fs.exists(path):
                 continue
-            warns = []
             try:
-                vals = merge(self.schemas, json.loads(self.fs.read(path)), warns)
-                self._validate_sections(vals)
-            except (ValueError, ConfigError, OSError) as e:  # JSON errors are ValueError
-                errors.append("%s: %s" % (path, e))
+                obj = json.loads(self.fs.read(path))
+            except (ValueError, OSError) as e:  # JSON errors are ValueError
+                if path == tmp and not errors:
+                    self._log(2, "%s: torn save ignored (%s)" % (path, e))
+                else:
+                    errors.append("%s: %s" % (path, e))
                 continue
+            warns = []
+            errs = []
+            vals = merge(self.schemas, obj, warns, errs, False, self.strict, self.rules)
             for w in warns:
                 self._log(2, "%s: %s" % (path, w))
-            self._set_all(vals)
+            for e in errs:
+                errors.append("%s: %s" % (path, e))
             used = path
             break
-        if used is None:
-            self._set_all({})
+        self._set_all(vals)
         self.source = used or "defaults"
-        self.error = "; ".join(errors) if errors else None
+        self.fault = "; ".join(errors) if errors else None
+        if errors and used != self.path:
+            self.fault += "; using " + self.source
+        self.error = self.fault
         if errors:
-            self.error += "; using " + self.source
             self._log(3, "config " + self.error)
         self.dirty = False
         self._load_secrets()
         return used is not None
 
-    def _validate_sections(self, vals):
-        for sec, fn in self.validators.items():
-            d = {k: spec[0] for k, spec in self.schemas[sec].items()}
-            d.update(vals.get(sec, {}))
-            fn(d)
-
     def _load_secrets(self):
         if not self.fs.exists(self.secrets_path):
             return
         warns = []
+        errs = []
         try:
-            vals = merge(self.schemas, json.loads(self.fs.read(self.secrets_path)), warns, True)
-        except (ValueError, ConfigError, OSError) as e:
-            msg = "%s: %s; secrets not used" % (self.secrets_path, e)
+            vals = merge(self.schemas, json.loads(self.fs.read(self.secrets_path)), warns, errs,
+                         True)
+        except (ValueError, OSError) as e:
+            errs.append(str(e))
+            vals = {}
+        if errs:  # secrets are credentials, not behaviour: reported, not a fault
+            msg = "%s: %s; those secrets not used" % (self.secrets_path, "; ".join(errs))
             self.error = msg if self.error is None else self.error + "; " + msg
             self._log(3, "config " + msg)
-            return
         for w in warns:
             self._log(2, "%s: %s" % (self.secrets_path, w))
         for sec, d in vals.items():
@@ -156,22 +179,28 @@ class Config:
             raise ConfigError("%s: no such setting" % name)
         return sec, key, sch[key]
 
+    def is_live(self, sec, key):
+        """True if a change of section.key applies at once, False if at the next start."""
+        return key in self.live.get(sec, ())
+
     def get(self, name):
         sec, key, _ = self.spec(name)
         return self.data[sec][key]
 
+    def check(self, changes):
+        """Raise ConfigError unless the (section, key, value) triples, applied together,
+        keep every touched section valid under its rule (values already checked)."""
+        check_changes(self.data, self.rules, changes)
+
     def set(self, name, value, text=False):
-        """Validate and apply one live value (text=True: convert what was typed)."""
+        """Validate and apply one value (text=True: convert what was typed)."""
         sec, key, spec = self.spec(name)
         if is_secret(key):
             raise ConfigError("%s: secret, set it in %s" % (name, self.secrets_path))
         v = parse_text(name, value, spec) if text else check(name, value, spec)
-        fn = self.validators.get(sec)
-        if fn is not None:
-            d = dict(self.data[sec])
-            d[key] = v
-            fn(d)  # raises ValueError naming the key: the live value stays
-        self.apply(((sec, key, v),))
+        change = ((sec, key, v),)
+        self.check(change)  # raises naming the key: the value in force stays
+        self.apply(change)
         return v
 
     def apply(self, changes):
@@ -195,10 +224,10 @@ class Config:
         return out
 
     def save(self):
-        """Write the file atomically. Returns "saved" or "deferred" (export active)."""
+        """Write the file atomically. Returns "saved" or "deferred" (not a safe moment)."""
         if self.busy is not None and self.busy():
             if not self.deferred:
-                self._log(1, "config save deferred: export protection active")
+                self._log(1, "config save deferred: island backup or the car discharging")
             self.deferred = True
             return "deferred"
         self.deferred = False
@@ -219,15 +248,24 @@ class Config:
         self._log(1, "config saved (%d bytes)" % len(data))
         return "saved"
 
-    async def run(self, min_interval_ms=10000):
-        """Persist accepted changes in the background: at most one save per interval."""
+    async def run(self, poll_ms=500, min_interval_ms=2000):
+        """Persist accepted changes in the background: within a poll of the first moment
+        a flash write may happen (busy() False), at most one save per min_interval_ms."""
         import asyncio
 
+        gap = min_interval_ms // poll_ms
+        wait = 0
         while True:
-            await asyncio.sleep_ms(min_interval_ms)
-            if self.dirty:
-                try:
-                    self.save()
-                except (OSError, ConfigError) as e:
-                    self.error = "save failed: %s" % e
-                    self._log(3, "config " + self.error)
+            await asyncio.sleep_ms(poll_ms)
+            if wait > 0:
+                wait -= 1
+            if not self.dirty or wait > 0:
+                continue
+            try:
+                if self.save() == "saved":
+                    wait = gap
+            except (OSError, ConfigError) as e:
+                wait = gap
+                msg = "save failed: %s" % e
+                self.error = msg if self.fault is None else self.fault + "; " + msg
+                self._log(3, "config " + msg)

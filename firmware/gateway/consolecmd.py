@@ -15,8 +15,8 @@ HELP = (
     "  safety                 permits and the safety state",
     "  mqtt                   broker link",
     "  config get [name]      all settings, one section, or one section.key",
-    "  config set NAME VALUE  change a live setting (validated, not yet saved)",
-    "  config save            write the settings to flash",
+    "  config set NAME VALUE  change a setting (says: applied now or at restart)",
+    "  config save            write the settings to flash now",
     "  log [n]                the last n log lines (default 10)",
     "  help                   this list",
 )
@@ -149,12 +149,16 @@ def _bus(ctx, args):
 
 def _safety(ctx, args):
     p = ctx.permits
-    return (
+    out = (
         "state %s   reason %s   grid %s" % (_name(ctx.state_names, p.state),
                                             _name(ctx.safety_reasons, p.reason), _grid(p)),
         "export %s   discharge %s   charge %s   island %s   limit %d W" % (
             _yn(p.export), _yn(p.discharge), _yn(p.charge), _yn(p.island), p.limit_w),
     )
+    fault = ctx.config.fault
+    if fault:  # why FAULT/config is latched: fix the file, then restart
+        out += ("config fault: %s" % fault,)
+    return out
 
 def _mqtt(ctx, args):
     cl = ctx.client
@@ -177,11 +181,13 @@ def _config(ctx, args):
     if sub == "set" and len(args) >= 3:
         name = args[1]
         v = cfg.set(name, " ".join(args[2:]), text=True)
-        return ("%s = %s (live; 'config save' keeps it after a restart)" % (name, _fmt(v)),)
+        sec, key, _ = cfg.spec(name)
+        when = "applied now" if cfg.is_live(sec, key) else "applies at the next restart"
+        return ("%s = %s (%s; saved to flash within seconds)" % (name, _fmt(v), when),)
     if sub == "save" and len(args) == 1:
         r = cfg.save()
         if r == "deferred":
-            return ("deferred: export protection is active; saved once it ends",)
+            return ("deferred: island backup or the car discharging; saved once it ends",)
         return ("saved to %s" % cfg.path,)
     return ("usage: config get [name] | config set NAME VALUE | config save",)
 

@@ -26,7 +26,8 @@ from gateway.control_cfg import (
     MODE_V1G,
     PRIO_BATTERY_FIRST,
     PRIO_CAR_FIRST,
-    SCHEMA,  # noqa: F401 - re-exported: the config section of this module
+    LIVE,  # noqa: F401 - re-exported with SCHEMA: the config section of this module
+    SCHEMA,  # noqa: F401
     make_config,
     mode_code,
     prio_code,
@@ -69,9 +70,22 @@ class Controller:
     def __init__(self, cfg=None):
         c = make_config(cfg)
         self.cfg = c
+        self.period_ms = c["period_ms"]  # at start only: the control cycle and its gain
+        self._configure(c)
+        # the plan (gateway.plan.Planner writes these on its slow cadence): charge at least
+        # plan_force_w, discharge only above plan_floor_pct, V2H only with plan_v2h
+        self.plan_force_w = 0
+        self.plan_floor_pct = 0
+        self.plan_v2h = True
+        self.plan_absorb = True  # False: surplus is worth more exported than stored
+        self._init_state()
+
+    def _configure(self, c):
+        """The settings in use, from the complete section `c`: at start and on every live
+        change (apply_setting), so a live value acts exactly as if it had been there at
+        start. Small ints and bools only: step() reads them without allocating."""
         self.mode = mode_code(c["mode"])
         self.prio = prio_code(c["priority"])
-        self.period_ms = c["period_ms"]
         self.min_w = c["min_w"]
         self.max_charge_w = c["max_charge_w"]
         self.max_discharge_w = c["max_discharge_w"]
@@ -82,7 +96,7 @@ class Controller:
         self.ramp_up_w_s = c["ramp_up_w_s"]
         self.ramp_down_w_s = c["ramp_down_w_s"]
         # integral gain per step in Q16: ki (1/1000 per s) * period, computed once here
-        self.ki_q = c["ki_milli_s"] * c["period_ms"] * (1 << _Q) // 1000000
+        self.ki_q = c["ki_milli_s"] * self.period_ms * (1 << _Q) // 1000000
         self.i_max_q = c["i_max_w"] << _Q
         self.settle_w = c["settle_w"]
         self.start_delay_ms = c["start_delay_ms"]
@@ -98,12 +112,8 @@ class Controller:
         self.batt_max_pct = c["batt_soc_max_pct"]
         self.batt_max_w = c["batt_max_w"]
         self.fuse_ma = c["fuse_a"] * 1000 - c["fuse_margin_ma"] if c["fuse_a"] else 0
-        # the plan (gateway.plan.Planner writes these on its slow cadence): charge at least
-        # plan_force_w, discharge only above plan_floor_pct, V2H only with plan_v2h
-        self.plan_force_w = 0
-        self.plan_floor_pct = 0
-        self.plan_v2h = True
-        self.plan_absorb = True  # False: surplus is worth more exported than stored
+
+    def _init_state(self):
         # state: small ints and bools, updated in place
         self.sp_w = 0  # last written car setpoint
         self.batt_sp_w = 0  # last written battery setpoint
@@ -128,17 +138,17 @@ class Controller:
         self.starts = 0  # charger session starts (contactor cycles)
 
     def apply_setting(self, key, value):
-        """A live change of one of the settings writable at run time (console / MQTT)."""
-        if key == "mode":
-            self.set_mode(value)
-        elif key == "soc_reserve_pct":
-            self.reserve_pct = value
-        elif key == "soc_max_pct":
-            self.soc_max_pct = value
+        """A live change of a control setting (console / MQTT / config, already validated).
+        Every key in LIVE applies from the next step; period_ms is ignored here (restart)."""
+        if key in LIVE:
+            c = self.cfg
+            c[key] = value
+            self._configure(c)
 
     def set_mode(self, name):
         """Runtime mode command (console / MQTT): 'auto', 'v1g' or 'off'."""
-        self.mode = mode_code(name)
+        mode_code(name)  # raises ConfigError for anything else
+        self.apply_setting("mode", name)
 
     # -- one control cycle -------------------------------------------------------------
     def step(self, now_ms, meter, charger, inverter, permits, out):

@@ -2,6 +2,7 @@
 # {key: (default, lo, hi)}; ints are bounded, choices are (default, (options), None).
 # Bounds keep every intermediate of Controller.step inside +/-2**30 (ESP32 small ints):
 # powers <= 100 kW, ramps <= 50 kW/s, times <= 2**28 ms (~3 days, half the tick window).
+from gateway.schema import ConfigError, section
 from micropython import const
 
 MODE_AUTO = const(0)  # charge from surplus, discharge to cover load (V2H)
@@ -37,6 +38,9 @@ SCHEMA = {
     "min_on_ms": (300000, 0, _T_MAX),
     "min_off_ms": (120000, 0, _T_MAX),
     "soc_reserve_pct": (30, 0, 100),  # never discharge at or below (driving reserve)
+    # the installer's floor: MQTT commands cannot set soc_reserve_pct below it (console and
+    # config file can: docs/installer-guide.md)
+    "soc_reserve_min_pct": (20, 0, 100),
     "soc_max_pct": (90, 0, 100),  # never charge at or above
     "meter_max_age_ms": (1000, 100, 60000),
     "device_max_age_ms": (5000, 100, 600000),
@@ -51,39 +55,30 @@ SCHEMA = {
 }
 
 
-class ControlConfigError(ValueError):
-    pass
+# Applied while running (Controller.apply_setting); period_ms (the control cycle and
+# the metering window) takes effect at the next start.
+LIVE = tuple(k for k in SCHEMA if k != "period_ms")
+
+
+def rule(c):
+    """Rules across keys of a complete section."""
+    if c["soc_reserve_pct"] > c["soc_max_pct"]:
+        raise ConfigError("control.soc_reserve_pct: %d must not exceed soc_max_pct (%d)"
+                          % (c["soc_reserve_pct"], c["soc_max_pct"]))
 
 
 def make_config(cfg=None):
-    """Defaults + `cfg`, checked against SCHEMA; ControlConfigError names the key."""
-    out = {}
-    for key, spec in SCHEMA.items():
-        default, lo, hi = spec
-        v = default if cfg is None or key not in cfg else cfg[key]
-        if isinstance(lo, tuple):
-            if v not in lo:
-                raise ControlConfigError(f"control.{key}: {v!r} not one of {lo}")
-        elif isinstance(default, bool):
-            if not isinstance(v, bool):
-                raise ControlConfigError(f"control.{key}: not a bool")
-        elif isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-            raise ControlConfigError(f"control.{key}: {v!r} not an int in [{lo}, {hi}]")
-        out[key] = v
-    if cfg is not None:
-        for key in cfg:
-            if key not in SCHEMA:
-                raise ControlConfigError(f"control.{key}: unknown key")
-    return out
+    """Defaults + `cfg`, checked against SCHEMA and rule(); ConfigError names the key."""
+    return section("control", SCHEMA, cfg, strict=True, rule=rule)
 
 
 def mode_code(name):
     if name not in MODES:
-        raise ControlConfigError(f"control.mode: {name!r} not one of {MODES}")
+        raise ConfigError("control.mode: %r is not one of %s" % (name, ", ".join(MODES)))
     return MODES.index(name)
 
 
 def prio_code(name):
     if name not in PRIORITIES:
-        raise ControlConfigError(f"control.priority: {name!r} not one of {PRIORITIES}")
+        raise ConfigError("control.priority: %r is not one of %s" % (name, ", ".join(PRIORITIES)))
     return PRIORITIES.index(name)

@@ -35,6 +35,9 @@ SCHEMA = {
     "tls": (False, None, None),
     "tls_verify": (True, None, None),  # check the broker certificate against ca_file
     "ca_file": ("ca.pem", None, None),  # the CA certificate (PEM or DER) on flash
+    # the name the broker certificate must carry; "" = host (set it when host is an IP
+    # literal and the certificate names the broker by DNS name)
+    "server_hostname": ("", None, None),
     "user": ("", None, None),
     "password": ("", None, None),  # secrets file only
     "client_id": ("", None, None),  # "" = derived from the node id

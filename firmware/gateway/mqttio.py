@@ -15,8 +15,8 @@ from gateway import mqttpkt as pkt
 from gateway.clock import ticks_add, ticks_diff
 from micropython import const
 
-_MAX_IN = const(2560)  # larger incoming packets are skipped, never buffered (a 192-slot
-# tariff, the largest message the gateway takes, is ~2.2 KB)
+_MAX_IN = const(3328)  # larger incoming packets are skipped, never buffered: the largest
+# message the gateway takes is a tariff, tariff.MAX_TEXT (3072) + 256 for topic and header
 _Q_RETAIN = const(1)
 
 
@@ -61,10 +61,14 @@ class Wire:
         c = self.cfg
         tmo = c["timeout_ms"]
         ka_ms = c["keepalive_s"] * 1000
-        ctx = self._tls() if c["tls"] else None
-        # open_connection resolves the host once per attempt and connects non-blocking
-        self._r, self._w = await asyncio.wait_for_ms(
-            asyncio.open_connection(c["host"], c["port"], ssl=ctx), tmo)
+        # open_connection resolves the host once per attempt and connects non-blocking;
+        # with TLS the certificate must name server_hostname (or host): mbedTLS checks it
+        if c["tls"]:
+            conn = asyncio.open_connection(c["host"], c["port"], ssl=self._tls(),
+                                           server_hostname=c["server_hostname"] or c["host"])
+        else:
+            conn = asyncio.open_connection(c["host"], c["port"])
+        self._r, self._w = await asyncio.wait_for_ms(conn, tmo)
         self._dead = False
         self._gen += 1
         w = self._w

@@ -24,11 +24,12 @@
 #   cheap intervals when the spread (after losses) is at least min_spread_meur.
 # - wear: once the day's discharge reaches wear_wh_day, no V2H (backup and fuse shaving
 #   excepted) and no cheap-hour charging.
+import json as _json
 from array import array
 
 from gateway.plan_cfg import (  # noqa: F401 - re-exported: the config section of this module
+    LIVE,
     SCHEMA,
-    PlanConfigError,
     make_config,
     wall_s,
 )
@@ -43,19 +44,9 @@ _BIG = const(1 << 29)
 
 class Planner:
     def __init__(self, cfg, tariff):
-        c = make_config(cfg)
-        self.cfg = c
+        self.cfg = make_config(cfg)
         self.tariff = tariff
-        self.cap_wh = c["ev_capacity_wh"]
-        self.eff = c["efficiency_pct"]
-        self.plan_w = c["plan_w"]
-        self.grid_charge = c["grid_charge"]
-        self.spread = c["min_spread_meur"]
-        self.wear_wh = c["wear_wh_day"]
-        self.bcap_wh = c["batt_capacity_wh"]
-        self.tau_s = c["load_tau_s"]
-        self.dep_min = c["departure_min"]
-        self.dep_soc = c["departure_soc_pct"]
+        self._configure(self.cfg)
         self.dep_at_s = _NONE  # absolute departure (seconds since 2000), or _NONE
         self.dep_abs = False  # set by set_departure() rather than the daily config
         self.tgt = 0  # the departure SoC the plan works to (capped at the max SoC)
@@ -96,6 +87,29 @@ class Planner:
         if at_s >= 0:
             self.dep_soc = soc_pct
         self._next_s = 0
+
+    def _configure(self, c):
+        """The settings in use, from the complete section `c` (start and live changes)."""
+        self.cap_wh = c["ev_capacity_wh"]
+        self.eff = c["efficiency_pct"]
+        self.plan_w = c["plan_w"]
+        self.grid_charge = c["grid_charge"]
+        self.spread = c["min_spread_meur"]
+        self.wear_wh = c["wear_wh_day"]
+        self.bcap_wh = c["batt_capacity_wh"]
+        self.tau_s = c["load_tau_s"]
+        self.dep_min = c["departure_min"]
+        self.dep_soc = c["departure_soc_pct"]
+
+    def apply_setting(self, key, value):
+        """A live change of a plan setting (already validated; every key is LIVE)."""
+        c = self.cfg
+        c[key] = value
+        if key == "departure_min" or key == "departure_soc_pct":
+            self.set_daily(c["departure_min"], c["departure_soc_pct"])
+        else:
+            self._configure(c)
+            self._next_s = 0  # replan with it at the next update
 
     def set_daily(self, minute, soc_pct):
         """The daily departure (config / command): local minute of day, -1 = none."""
@@ -342,7 +356,7 @@ class Planner:
             self.price, self.force_w, self.floor_pct, "true" if self.v2h else "false",
             "true" if self.absorb else "false", self.need_wh, self.thru_wh,
             self.autonomy_min, dep, self.dep_soc, t.n if t is not None else 0,
-            '"%s"' % err[:60].replace('"', "'") if err else "null")
+            _json.dumps(err[:60]) if err else "null")  # escaped: the text may be crafted
 
     def _out(self, force, floor, v2h, absorb=True):
         self.force_w = force

@@ -1,5 +1,7 @@
 # Configuration of the planner (section "plan", docs/planning.md): SCHEMA per
 # docs/conventions.md, its check, and the wall clock for the plan service.
+from gateway.schema import section
+
 SCHEMA = {
     "ev_capacity_wh": (60000, 1000, 200000),  # the car's usable battery (for SoC <-> Wh)
     "efficiency_pct": (92, 50, 100),  # charger one-way efficiency
@@ -8,15 +10,15 @@ SCHEMA = {
     "departure_soc_pct": (0, 0, 100),  # SoC wanted at departure; 0 = no departure plan
     "grid_charge": (False, None, None),  # cheap-hour grid charging for later V2H
     "min_spread_meur": (30, 0, 5000),  # least spread (milli-EUR/kWh) to cycle for money
-    "wear_wh_day": (0, 0, 500000),  # daily discharge throughput budget, Wh; 0 = no limit
+    # daily discharge throughput budget, Wh; 0 = no limit. 10 kWh: why, docs/planning.md
+    "wear_wh_day": (10000, 0, 500000),
     "batt_capacity_wh": (0, 0, 200000),  # home battery usable energy (backup autonomy)
     "load_tau_s": (900, 10, 86400),  # averaging time of the recent house load
     "utc_offset_min": (60, -720, 840),  # local time = UTC + this (no DST rule: set it)
 }
 
 
-class PlanConfigError(ValueError):
-    pass
+LIVE = tuple(SCHEMA)  # every key applies at once (Planner.apply_setting)
 
 
 def wall_s(offset_min):
@@ -36,15 +38,5 @@ def wall_s(offset_min):
 
 
 def make_config(cfg=None):
-    from gateway.schema import ConfigError, check
-
-    out = {}
-    for k, spec in SCHEMA.items():
-        try:
-            out[k] = spec[0] if cfg is None or k not in cfg else check("plan." + k, cfg[k], spec)
-        except ConfigError as e:
-            raise PlanConfigError(str(e))
-    for k in cfg or ():
-        if k not in SCHEMA:
-            raise PlanConfigError("plan.%s: unknown key" % k)
-    return out
+    """Defaults + `cfg`, checked against SCHEMA; gateway.schema.ConfigError names the key."""
+    return section("plan", SCHEMA, cfg, strict=True)

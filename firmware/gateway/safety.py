@@ -19,16 +19,17 @@
 # counts as island and only exactly CONTACT_GRID as grid; anything else blocks.
 from micropython import const
 
-from gateway.clock import ticks_add, ticks_diff
+from gateway.clock import saturate_age, ticks_diff
 from gateway.model import GRID_DOWN, GRID_UNKNOWN, GRID_UP, Permits
 from gateway.safety_cfg import (  # noqa: F401 - re-exported for the config/MQTT layers
+    LIVE,
     PROFILES,
     READ_ONLY,
     READ_ONLY_KEYS,
     SCHEMA,
-    SafetyConfigError,
     validate,
 )
+from gateway.schema import ConfigError
 from gateway.safety_grid import (  # noqa: F401 - reason codes re-exported
     REASON_F_WINDOW,
     REASON_OF,
@@ -128,7 +129,7 @@ class Safety:
         self.config_error = None
         try:
             c = validate(cfg)
-        except SafetyConfigError as e:
+        except ConfigError as e:
             c = validate(None)
             self.config_error = str(e)
         self.cfg = c
@@ -251,9 +252,8 @@ class Safety:
         if pos != self._c_level or first or gap:  # the stable window starts here
             self._c_level = pos
             self._c_t = now_ms
+        self._c_t = saturate_age(now_ms, self._c_t, self._c_stable_ms)
         c_stable = ticks_diff(now_ms, self._c_t) >= self._c_stable_ms
-        if c_stable:
-            self._c_t = ticks_add(now_ms, -self._c_stable_ms)  # saturate
         self._judge(now_ms, dt, pos != CONTACT_GRID or edge, c_stable)
         p = self.permits
         if pos == CONTACT_ISLAND:
@@ -346,9 +346,11 @@ class Safety:
         if t != self._seen_t[i]:
             self._seen_t[i] = t
             self._seen_at[i] = now
-        elif ticks_diff(now, self._seen_at[i]) > limit:
-            self._seen_at[i] = ticks_add(now, -limit - 1)  # saturate: stays stale
-            return True
+        else:
+            s = saturate_age(now, self._seen_at[i], limit)
+            self._seen_at[i] = s
+            if ticks_diff(now, s) > limit:
+                return True
         a = ticks_diff(now, t)
         return a > limit or a < -limit
 
@@ -400,9 +402,9 @@ class Safety:
         if not self._ok:
             self._ok = True
             self._ok_t = now
+        self._ok_t = saturate_age(now, self._ok_t, self._reconnect_ms)
         done = ticks_diff(now, self._ok_t) >= self._reconnect_ms
         if done:
-            self._ok_t = ticks_add(now, -self._reconnect_ms)  # saturate
             if not self.stop_needed:
                 self.state = STATE_NORMAL
                 self._released = True
@@ -498,6 +500,19 @@ class Safety:
         self.stop_latency_ms = lat if lat > 0 else 0
         self.stop_latency_max_ms = max(self.stop_latency_max_ms, self.stop_latency_ms)
         return True
+
+    def config_fault(self, msg):
+        """The configuration failed validation (gateway.config): latch FAULT/config for
+        good (export blocked until the file is fixed and the gateway restarted)."""
+        self.config_error = msg
+        self.enter_fault(REASON_FAULT_CONFIG)
+
+    def apply_setting(self, key, value):
+        """A live change (already validated): only `backup` (LIVE); the others wait
+        for the next start. Turning backup off leaves ISLAND_BACKUP at the next tick."""
+        if key == "backup":
+            self.cfg[key] = value
+            self._backup = value
 
     def enter_fault(self, reason, now_ms=None):
         """Latch FAULT (all blocked, stop requested), e.g. REASON_FAULT_EXCEPTION."""

@@ -2,12 +2,17 @@
 #
 # Every key here is a safety parameter: READ_ONLY_KEYS lists them all so the
 # MQTT command layer refuses to write any of them (architecture: "Safety
-# parameters are not writable over MQTT"). They come only from the config file.
+# parameters are not writable over MQTT"). They come from the config file (and the
+# serial console). Only `backup` applies while running (Safety.apply_setting); every
+# other key takes effect at the next start. Unknown keys are errors (strict section),
+# and a section that fails latches FAULT (gateway.config, docs/safety.md).
 #
 # Grid-code values (voltage in permille of v_nom_mv, frequency in mHz, times in
 # ms) default to -1 = "take it from the selected profile", so one key switches
 # between the European and the IEEE 1547 settings and any single value can
 # still be overridden. Sources and the [U] marks are in docs/safety.md.
+
+from gateway.schema import ConfigError, section
 
 _P = -1  # "from the profile"
 
@@ -75,6 +80,7 @@ SCHEMA = {
 }
 
 READ_ONLY = True  # the whole section is refused by the MQTT command layer
+LIVE = ("backup",)  # applied at once; the trip windows, delays and limits at restart
 READ_ONLY_KEYS = tuple(sorted(SCHEMA))
 
 # lower bounds that apply once a "-1 = profile" value is resolved
@@ -82,26 +88,8 @@ _REAL_LO = {"v_nom_mv": 50000, "reconnect_ms": 1000, "ramp_w_s": 1, "uf1_mhz": 1
             "of1_mhz": 1000, "of2_mhz": 1000, "rc_f_lo_mhz": 1000, "rc_f_hi_mhz": 1000}
 
 
-class SafetyConfigError(ValueError):
-    """A safety setting is missing its type, out of range or inconsistent."""
-
-
 def _err(key, msg):
-    return SafetyConfigError("safety.%s: %s" % (key, msg))
-
-
-def _check(key, v):
-    default, lo, hi = SCHEMA[key]
-    if isinstance(lo, tuple):
-        if v not in lo:
-            raise _err(key, "%r is not one of %s" % (v, ", ".join(lo)))
-    elif isinstance(default, bool):
-        if not isinstance(v, bool):
-            raise _err(key, "must be true or false, not %r" % (v,))
-    elif not isinstance(v, int) or isinstance(v, bool):
-        raise _err(key, "must be an integer, not %r" % (v,))
-    elif v < lo or v > hi:
-        raise _err(key, "%d is outside %d..%d" % (v, lo, hi))
+    return ConfigError("safety.%s: %s" % (key, msg))
 
 
 def _below(c, a, b, what, strict=True):
@@ -111,24 +99,10 @@ def _below(c, a, b, what, strict=True):
             c[b], "above" if strict else "at least", a, c[a], what))
 
 
-def validate(cfg=None):
-    """The complete, effective settings dict for `cfg` (a dict or None).
-
-    Unknown keys, wrong types, values out of range and inconsistent windows raise
-    SafetyConfigError naming the key. Profile values (-1) are resolved.
-    """
-    if cfg is None:
-        cfg = {}
-    if not isinstance(cfg, dict):
-        raise SafetyConfigError("safety: settings must be a dict")
-    for k in cfg:
-        if k not in SCHEMA:
-            raise _err(k, "unknown key")
-    c = {}
-    for k in SCHEMA:
-        v = cfg[k] if k in cfg else SCHEMA[k][0]
-        _check(k, v)
-        c[k] = v
+def resolve(cfg):
+    """The effective settings of a complete, type-checked section (a new dict): profile
+    values (-1) resolved, windows checked to nest; ConfigError names the key."""
+    c = dict(cfg)
     prof = PROFILES[c["profile"]]
     if c["ramp_w_s"] == _P:
         c["ramp_w_s"] = max(1, c["limit_max_w"] // prof["ramp_s"])
@@ -152,3 +126,17 @@ def validate(cfg=None):
     if c["ov1_mean_s"] and c["ov1_mean_s"] < 3:
         raise _err("ov1_mean_s", "a sliding mean needs at least 3 s (one bucket)")
     return c
+
+
+def rule(cfg):
+    """The section's rules across keys, for the one validator (gateway.schema.section)."""
+    resolve(cfg)
+
+
+def validate(cfg=None):
+    """The complete, effective settings dict for `cfg` (a dict or None).
+
+    Unknown keys, wrong types, values out of range and inconsistent windows raise
+    gateway.schema.ConfigError naming the key. Profile values (-1) are resolved.
+    """
+    return resolve(section("safety", SCHEMA, cfg, strict=True))

@@ -1,13 +1,17 @@
-# Settings validation, pure: each firmware module declares
-# SCHEMA = {key: (default, lo, hi)} (docs/conventions.md): ints with bounds,
-# bools and strings as (default, None, None), choices as (default, ("a", "b"), None).
-# Errors name "section.key". Used by the config store (gateway/config.py), the
-# MQTT command handler and the console; it imports no firmware module.
+# Settings validation, pure: the one validator and the one ConfigError for every
+# settings section (docs/conventions.md). Each firmware module declares
+# SCHEMA = {key: (default, lo, hi)}: ints with bounds, bools as (default, None, None),
+# strings as (default, None, max_len) (max_len None = MAX_STR), choices as
+# (default, ("a", "b"), None); and LIVE = (keys applied while running; every other key
+# applies at the next start). Rules across keys stay beside their section as a function
+# rule(d) that section() calls. Errors name "section.key". Used by the config store
+# (gateway/config.py), the MQTT command handler, the console and the modules' own
+# constructors; it imports no firmware module.
 import math
 
 from micropython import const
 
-MAX_STR = const(128)  # longest string value accepted anywhere
+MAX_STR = const(128)  # longest string value of a key that declares no max_len
 _SECRET_SUFFIXES = ("password", "token", "psk")
 
 
@@ -44,9 +48,10 @@ def check(name, value, spec):
     disagree on isinstance(True, int), so types are compared exactly).
     """
     default, lo, hi = spec
-    if isinstance(lo, tuple):
-        if not isinstance(value, str) or value not in lo:
-            raise ConfigError("%s: %s is not one of %s" % (name, _show(value), ", ".join(lo)))
+    if isinstance(lo, tuple):  # choices: strings, or ints (bus.baud)
+        if type(value) is not type(default) or value not in lo:
+            raise ConfigError("%s: %s is not one of %s" % (
+                name, _show(value), ", ".join([str(c) for c in lo])))
         return value
     t = type(default)
     if t is bool:
@@ -68,8 +73,9 @@ def check(name, value, spec):
     if t is str:
         if not isinstance(value, str):
             raise ConfigError("%s: expected a string, got %s" % (name, _show(value)))
-        if len(value) > MAX_STR:
-            raise ConfigError("%s: longer than %d characters" % (name, MAX_STR))
+        n = MAX_STR if hi is None else hi
+        if len(value) > n:
+            raise ConfigError("%s: longer than %d characters" % (name, n))
         for c in value:
             if ord(c) < 32:
                 raise ConfigError("%s: control character in string" % name)
@@ -101,35 +107,80 @@ def defaults(schemas):
     return {sec: {k: spec[0] for k, spec in sch.items()} for sec, sch in schemas.items()}
 
 
-def merge(schemas, obj, warnings, secrets=False):
-    """Validate a parsed file against the schemas: {section: {key: value}} of what it sets.
+def section(sec, sch, vals, warnings=None, strict=False, rule=None, secrets=None):
+    """The complete settings dict of one section: the defaults overlaid with `vals`
+    (a dict or None), every value checked, then the section's `rule(d)` for rules across
+    keys (raises ConfigError naming the key). Unknown keys raise when `strict` (safety:
+    a typo must not silently run a default), else they are skipped with a warning (an
+    older or newer firmware's file). secrets None: any key; False: secret keys are
+    skipped with a warning (config file); True: only secret keys (secrets file)."""
+    if vals is None:
+        vals = {}
+    if not isinstance(vals, dict):
+        raise ConfigError("%s: expected an object, got %s" % (sec, _show(vals)))
+    out = {}
+    for k, spec in sch.items():
+        out[k] = spec[0]
+    for k, v in vals.items():
+        ks = k if isinstance(k, str) else _show(k)
+        name = "%s.%s" % (sec, ks)
+        spec = sch.get(k) if isinstance(k, str) else None
+        if spec is None:
+            if strict:
+                raise ConfigError("%s: unknown key" % name)
+            if warnings is not None:
+                warnings.append("unknown key %s ignored" % name)
+        elif secrets is not None and is_secret(k) != secrets:
+            if warnings is not None:
+                warnings.append("%s belongs in the %s; ignored" % (
+                    name, "secrets file" if is_secret(k) else "config file"))
+        else:
+            out[k] = check(name, v, spec)
+    if rule is not None:
+        rule(out)
+    return out
 
-    All-or-nothing: the first bad value raises ConfigError. Unknown sections and
-    keys (an older or newer firmware's file) are skipped with a warning; secret
-    keys are taken only from the secrets file, other keys only from the config file.
-    """
+
+def check_changes(data, rules, changes):
+    """Raise ConfigError unless the validated (section, key, value) triples, applied
+    together to the live `data`, keep each touched section valid under its rule."""
+    done = []
+    for sec, _, _ in changes:
+        fn = rules.get(sec)
+        if fn is None or sec in done:
+            continue
+        done.append(sec)
+        d = dict(data[sec])
+        for s, k, v in changes:
+            if s == sec:
+                d[k] = v
+        fn(d)
+
+
+def merge(schemas, obj, warnings, errors, secrets=False, strict=(), rules=None):
+    """Validate a parsed file section by section: {section: {key: value}} of what the
+    sections that passed set. A section that fails (a bad value, an unknown key of a
+    strict section, its rule) is left out whole and its error appended to `errors`; the
+    other sections still count. An unknown section is an error too (a misspelt section
+    name would otherwise silently run all its defaults)."""
     if not isinstance(obj, dict):
-        raise ConfigError("top level: expected an object, got %s" % _show(obj))
+        errors.append("top level: expected an object, got %s" % _show(obj))
+        return {}
     out = {}
     for sec, vals in obj.items():
-        sch = schemas.get(sec)
+        sch = schemas.get(sec) if isinstance(sec, str) else None
         if sch is None:
-            warnings.append("unknown section %s ignored" % _show(sec))
+            errors.append("unknown section %s" % _show(sec))
             continue
-        if not isinstance(vals, dict):
-            raise ConfigError("%s: expected an object, got %s" % (sec, _show(vals)))
-        if not isinstance(sec, str):
-            raise ConfigError("section names must be strings, got %s" % _show(sec))
+        try:
+            full = section(sec, sch, vals, warnings, sec in strict,
+                           rules.get(sec) if rules and not secrets else None, secrets)
+        except ConfigError as e:
+            errors.append(str(e))
+            continue
         d = {}
-        for k, v in vals.items():
-            name = "%s.%s" % (sec, k)
-            spec = sch.get(k) if isinstance(k, str) else None
-            if spec is None:
-                warnings.append("unknown key %s ignored" % name)
-            elif is_secret(k) != secrets:
-                where = "secrets file" if is_secret(k) else "config file"
-                warnings.append("%s belongs in the %s; ignored" % (name, where))
-            else:
-                d[k] = check(name, v, spec)
+        for k in vals:
+            if isinstance(k, str) and k in sch and is_secret(k) == secrets:
+                d[k] = full[k]
         out[sec] = d
     return out

@@ -6,7 +6,11 @@
 import sys
 
 import asyncio
-from gateway.clock import ticks_diff
+from micropython import const
+
+from gateway.clock import saturate_age, ticks_diff
+
+_FAIL_AGE_CAP_MS = const(0x10000000)  # ~3.1 days: longer than any quiet period (<= 1 h)
 
 
 class Supervisor:
@@ -19,6 +23,7 @@ class Supervisor:
         self._limit = {}  # critical service name -> max silence, ms
         self.last_error = ""
         self.last_fail_ms = None  # tick of the last failure (None: never)
+        self._stalled = None  # the critical task seen stalled at the last watchdog check
 
     def fail(self, name, exc):
         self.failures[name] = self.failures.get(name, 0) + 1
@@ -47,8 +52,20 @@ class Supervisor:
         self.fail("loop", exc if exc is not None else RuntimeError(context.get("message")))
 
     def quiet_for(self, now_ms, ms):
-        """True when no service has failed in the last `ms` milliseconds."""
-        return self.last_fail_ms is None or ticks_diff(now_ms, self.last_fail_ms) >= ms
+        """True when no service has failed (or stalled) in the last `ms` milliseconds."""
+        if self.last_fail_ms is None:
+            return True
+        self.last_fail_ms = saturate_age(now_ms, self.last_fail_ms, ms)
+        return ticks_diff(now_ms, self.last_fail_ms) >= ms
+
+    def stall(self, name):
+        """A critical task made no progress: a failure like an exception, so the quiet period
+        that clears the fault starts only once it runs again."""
+        if name != self._stalled:  # counted once per stall, timed at every check of it
+            self._stalled = name
+            self.failures[name] = self.failures.get(name, 0) + 1
+            self.last_error = "%s: stalled" % name
+        self.last_fail_ms = self.clock.now_ms()
 
     # --- watchdog ------------------------------------------------------------
     def critical(self, name, max_silence_ms):
@@ -59,10 +76,15 @@ class Supervisor:
         self._beat[name] = self.clock.now_ms()
 
     def stalled(self):
-        """Name of the first critical task silent for too long, or None."""
+        """Name of the first critical task silent for too long, or None. Called every
+        watchdog period, so it also keeps the failure age from wrapping (saturate_age)."""
         now = self.clock.now_ms()
+        if self.last_fail_ms is not None:
+            self.last_fail_ms = saturate_age(now, self.last_fail_ms, _FAIL_AGE_CAP_MS)
         for name, lim in self._limit.items():
-            if ticks_diff(now, self._beat[name]) > lim:
+            b = saturate_age(now, self._beat[name], lim)
+            self._beat[name] = b
+            if ticks_diff(now, b) > lim:
                 return name
         return None
 
@@ -70,7 +92,9 @@ class Supervisor:
         while True:
             name = self.stalled()
             if name is None:
+                self._stalled = None
                 board.watchdog_feed()
             else:
+                self.stall(name)
                 on_stall(name)  # not fed: the board resets unless the task recovers
             await asyncio.sleep_ms(period_ms)

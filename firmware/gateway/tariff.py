@@ -20,11 +20,14 @@ PRICE_MIN = const(-5000)  # milli-EUR/kWh
 PRICE_MAX = const(10000)
 _INTERVALS = (15, 30, 60)
 _KEYS = ("start", "interval_min", "import", "export")
-MAX_TEXT = const(4096)  # bytes of JSON accepted (192 slots x 2 x ~6 chars + keys)
+# bytes of JSON accepted, from MQTT and the config file alike: the widest 192-slot
+# schedule (every price -5000, json.dumps' ", " separators) is 2753 bytes; the rest is
+# room for whitespace. The MQTT client's receive limit (mqttio._MAX_IN) is this + 256.
+MAX_TEXT = const(3072)
 
 SCHEMA = {
     # a fixed schedule in the config file: the same object as the MQTT one, or "" (none)
-    "schedule": ("", None, None),
+    "schedule": ("", None, MAX_TEXT),  # at most MAX_TEXT characters
 }
 
 
@@ -38,6 +41,17 @@ def _int(v, name, lo, hi):
     if v < lo or v > hi:
         raise TariffError("%s: %d outside %d..%d" % (name, v, lo, hi))
     return v
+
+
+def _key(k):
+    """A key as it may appear in an error: plain names as they are, anything else
+    (quotes, backslashes, control or non-ASCII characters, > 20 chars) as a repr."""
+    if isinstance(k, str) and 0 < len(k) <= 20:
+        for ch in k:
+            if not ("a" <= ch <= "z" or "A" <= ch <= "Z" or "0" <= ch <= "9" or ch in "_-."):
+                return _short(k)
+        return k
+    return _short(k)
 
 
 def _short(v):
@@ -59,8 +73,9 @@ class Tariff:
 
     def load_json(self, text):
         """Parse and load a schedule (str or bytes). Raises TariffError; all or nothing."""
-        if text is None or len(text) > MAX_TEXT:
-            raise self._err("tariff: longer than %d bytes" % MAX_TEXT)
+        if text is None or len(text) > MAX_TEXT:  # None: the MQTT client skipped it unread
+            raise self._err("tariff: longer than %d bytes; the schedule in force is kept"
+                            % MAX_TEXT)
         try:
             if not isinstance(text, str):
                 text = bytes(text).decode()
@@ -77,9 +92,9 @@ class Tariff:
             if not isinstance(obj, dict):
                 raise TariffError("tariff: expected a JSON object")
             for k in obj:
-                if k not in _KEYS:
+                if k not in _KEYS:  # repr: a crafted key reaches the log escaped
                     raise TariffError("tariff.%s: unknown key; known: %s" % (
-                        k[:20] if isinstance(k, str) else _short(k), ", ".join(_KEYS)))
+                        _key(k), ", ".join(_KEYS)))
             for k in _KEYS:
                 if k not in obj:
                     raise TariffError("tariff.%s: missing" % k)
@@ -113,6 +128,7 @@ class Tariff:
     def clear(self):
         self.n = 0
         self.seq += 1
+        self.error = None
 
     def _err(self, msg):
         self.error = msg

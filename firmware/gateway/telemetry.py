@@ -34,6 +34,7 @@ SCHEMA = {
     "discovery": (True, None, None),  # publish Home Assistant discovery configs
     "discovery_prefix": ("homeassistant", None, None),
 }
+LIVE = ("period_s", "qos")  # read from the live section at each use; the rest at start
 
 _MAX_SLEEP_MS = const(250)
 _mem_free = getattr(gc, "mem_free", lambda: -1)  # CPython (host tests) has no mem_free
@@ -91,8 +92,9 @@ class Telemetry:
             self.client.subscribe(self.tariff_topic, 1)
         if t["discovery"]:
             self.client.subscribe(tp.ha_status, 0)
-        self.commands = Commands(data["commands"], ctx.config.schemas, data, ctx.config.apply,
-                                 self.actions, log=ctx.log)
+        cf = ctx.config
+        self.commands = Commands(data["commands"], cf.schemas, data, cf.apply, self.actions,
+                                 log=ctx.log, rules=cf.rules, live=cf.live)
         self._tlast = ctx.clock.now_ms()
         self._up_s = 0
         self._up_ms = 0
@@ -126,8 +128,8 @@ class Telemetry:
 
     def _tariff(self, payload):
         t = self.ctx.tariff
-        if not payload:
-            t.clear()
+        if payload is not None and not payload:  # an empty payload clears; None is a
+            t.clear()  # message too large to receive, rejected below like any bad one
             self.ctx.log.add(1, "tariff: cleared")
             return
         try:
@@ -198,6 +200,7 @@ class Telemetry:
             self._up_s += q
             self._up_ms -= q * 1000
         self._roll_day(now)
+        self.commands.tick(now)  # the rate budgets refill between commands (tick wrap)
         self.client.post(self.topics.state, self.state_json(now), False, self.tcfg["qos"])
         self.states += 1
 

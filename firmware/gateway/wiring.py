@@ -40,6 +40,21 @@ def schemas():
             "plan": plan.SCHEMA, "tariff": tariff.SCHEMA}
 
 
+def live_keys():
+    """{section: keys applied while running}; every other key applies at the next start."""
+    from gateway import commands, control_cfg, plan_cfg, safety_cfg, telemetry
+
+    return {"safety": safety_cfg.LIVE, "control": control_cfg.LIVE, "plan": plan_cfg.LIVE,
+            "telemetry": telemetry.LIVE, "commands": commands.LIVE}
+
+
+def rules():
+    """{section: rule(d)}: the rules across keys, beside their sections."""
+    from gateway import control_cfg, safety_cfg
+
+    return {"safety": safety_cfg.rule, "control": control_cfg.rule}
+
+
 def build_bus(gw):
     """The RS-485 bus with the charger and the inverter drivers, or None with the reason
     in gw.view.bus_error (no UART, or its settings differ from the config section `bus`):
@@ -95,10 +110,9 @@ def build_config(board, log, path=""):
     """The live Config: code defaults + the JSON file + secrets, validated.
 
     path "" = the default place (GATEWAY_CONFIG or config.json in storage); None = no
-    file at all (defaults only, e.g. tests). build() makes saving wait while export
-    protection is on.
+    file at all (defaults only, e.g. tests). The Gateway makes saving wait for a moment
+    a flash write may stall (Gateway.flash_busy).
     """
-    from gateway import safety_cfg
     from gateway.config import Config
 
     base = (board.storage + "/") if board.storage else ""
@@ -106,7 +120,7 @@ def build_config(board, log, path=""):
         path = _env("GATEWAY_CONFIG") or base + "config.json"
     sec = base + "secrets.json" if path else "/nonexistent/secrets.json"
     cfg = Config(schemas(), path or "/nonexistent/config.json", sec, log,
-                 validators={"safety": safety_cfg.validate})
+                 rules=rules(), strict=("safety",), live=live_keys())
     cfg.load()
     return cfg
 
@@ -136,8 +150,7 @@ def build(board, config=None, out=print, client=None, console=None):
     else:
         pre = config.log
     gw = Gateway(board, config, out)
-    config.log = gw.log
-    config.busy = lambda: gw.permits.export or gw.permits.discharge
+    config.log = gw.log  # (Gateway set config.busy: its flash_busy)
     gw.log.info("gateway %s on board %s (%s), reset cause %s, config from %s" % (
         gateway.VERSION, board.name, board.spec.get("port"), board.reset_cause(),
         config.source))

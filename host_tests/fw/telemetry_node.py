@@ -80,7 +80,7 @@ async def stats(ctx, out):
                 "connects": cl and cl.connects, "attempts": cl and cl.attempts,
                 "drops": cl and cl.drops, "sent": cl and cl.sent,
                 "states": tel and tel.states, "discovered": tel and tel.discovered,
-                "accepted": tel and tel.commands.accepted,
+                "received": cl and cl.received, "accepted": tel and tel.commands.accepted,
                 "rejected": tel and tel.commands.rejected,
                 "mode": ctx.config.data["control"]["mode"], "stops": ctx.stops,
                 "safety": ctx.config.data["safety"], "cfg_source": ctx.config.source,

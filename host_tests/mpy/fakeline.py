@@ -109,6 +109,9 @@ class RefChargerSlave:
         self.wrong_unit = 0
         self.exception = 0
         self.frozen = False  # the alive counter stops
+        self.drop_reply_w = None  # a setpoint write of this value (W) is applied, never answered
+        self.stuck_power_w = None  # measured power shown whatever the setpoint (a slow ramp)
+        self.sp_log = [0] * 16  # the last setpoint values written (ring, by sp_writes)
         self.writes = 0
         self.hb_writes = 0
         self.sp_writes = 0
@@ -142,6 +145,11 @@ class RefChargerSlave:
             self.ir[1] |= 4
         self.ir[3] = sp & 0xFFFF
         self.ir[2] = (sp if sess else 0) & 0xFFFF
+        if self.stuck_power_w is not None:
+            self.ir[2] = self.stuck_power_w & 0xFFFF
+        p = self.ir[2] - 0x10000 if self.ir[2] & 0x8000 else self.ir[2]
+        # state (input 0): 1 idle, 2 session at 0 W, 3 charging, 4 discharging
+        self.ir[0] = 1 if not sess else (3 if p > 0 else 4 if p < 0 else 2)
         self.ir[1] = (self.ir[1] & ~2) | (2 if sess else 0)
 
     def handle(self, req, n, out, now):
@@ -170,6 +178,8 @@ class RefChargerSlave:
         elif fn == 6:
             self._store(a, b, now)
             m = rtu.build_write_reply(o, unit, 6, a, b)
+            if a == 0 and self.drop_reply_w is not None and b == self.drop_reply_w & 0xFFFF:
+                return 0  # applied, but the reply is lost
         elif fn == 16:
             j = 7
             for i in range(b):
@@ -195,6 +205,7 @@ class RefChargerSlave:
         if reg == 3:
             self.hb_writes += 1
         if reg == 0:
+            self.sp_log[self.sp_writes & 15] = v - 0x10000 if v & 0x8000 else v
             self.sp_writes += 1
 
     def reboot(self):

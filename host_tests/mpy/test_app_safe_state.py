@@ -53,6 +53,16 @@ class SafeState(unittest.TestCase):
         self.assertTrue(gw.sup.failures.get("rogue", 0) >= 1)
         self.assertTrue(any("ValueError" in ln for ln in lines), "failure not logged")
 
+    def test_stop_zeroes_every_setpoint(self):
+        # Issue 15 item 4: the stop left the home battery discharging
+        gw = build(_board(), out=lambda s: None, console=False)
+        sp = gw.setpoints
+        sp.ev_w = -3000
+        sp.batt_w = -3970
+        sp.export_limit_w = 30000
+        gw.request_stop(1)
+        self.assertEqual((sp.ev_w, sp.batt_w, sp.export_limit_w), (0, 0, 0))
+
     def test_contact_edge_blocks_at_once(self):
         b = _board()
         gw = build(b, out=lambda s: None, console=False)

@@ -1,7 +1,16 @@
 # The tick arithmetic must survive the ESP32's 2**30 wrap (~12.4 days of ms).
 import unittest
 
-from gateway.clock import TICKS_MAX, TICKS_PERIOD, Clock, ManualClock, elapsed, ticks_add, ticks_diff
+from gateway.clock import (
+    TICKS_MAX,
+    TICKS_PERIOD,
+    Clock,
+    ManualClock,
+    elapsed,
+    saturate_age,
+    ticks_add,
+    ticks_diff,
+)
 
 
 class TickWrap(unittest.TestCase):
@@ -57,3 +66,42 @@ class SmallIntRange(unittest.TestCase):
         self.assertEqual(ticks_diff(TICKS_MAX, 0), -1)
         self.assertEqual(ticks_diff(0x1FFFFFFF, 0), 0x1FFFFFFF)
         self.assertEqual(ticks_diff(0x20000000, 0), -0x20000000)
+
+
+DAY_MS = 86400000
+
+
+class SaturatedAge(unittest.TestCase):
+    """Issue 15 item 5: ages stay true up to their cap and never come back as fresh."""
+
+    def test_true_age_up_to_the_cap(self):
+        t = saturate_age(5000, 2000, 3000)
+        self.assertEqual(t, 2000)
+        self.assertEqual(ticks_diff(5000, t), 3000)
+
+    def test_older_reads_cap_plus_one_across_the_wrap(self):
+        since = TICKS_MAX - 100
+        now = since
+        for _ in range(30):  # 15 days in 12 h hops, judged every hop: past the 2**30 wrap
+            now = ticks_add(now, DAY_MS // 2)
+            since = saturate_age(now, since, 3000)
+            self.assertEqual(ticks_diff(now, since), 3001)
+
+    def test_a_stamp_that_already_wrapped_is_old(self):
+        # not judged for 7 days: ticks_diff says -5.4 days; it must not read as fresh
+        now = ticks_add(1000, 7 * DAY_MS)
+        self.assertTrue(ticks_diff(now, 1000) < 0)
+        since = saturate_age(now, 1000, 60000)
+        self.assertEqual(ticks_diff(now, since), 60001)
+
+    def test_allocates_nothing(self):
+        import micropython
+
+        s = TICKS_MAX - 10
+        micropython.heap_lock()
+        try:
+            for k in range(100):
+                s = saturate_age(ticks_add(s, 40000 + k), s, 30000)
+        finally:
+            micropython.heap_unlock()
+        self.assertTrue(0 <= s <= TICKS_MAX)

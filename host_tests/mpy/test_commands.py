@@ -42,8 +42,9 @@ def fresh(burst=5, interval_ms=2000, actions=True):
     applied = []
     stops = [0]  # a count, not a growing list: the fuzz test fires thousands of stops
 
-    def stop_now():
+    def stop_now():  # like the app's: mode off
         stops[0] += 1
+        data["control"]["mode"] = "off"
 
     def apply(changes):
         applied.append(list(changes))
@@ -60,11 +61,21 @@ def reply(r):
 
 
 class Accepted(unittest.TestCase):
+    def test_reply_says_which_keys_apply_only_at_restart(self):
+        c, _, _, _ = fresh()
+        c.live = {"control": ("mode",)}  # as if soc_max_pct applied at the next start
+        ok, obj = reply(c.handle(b'{"mode": "off", "soc_max_pct": 80}', 0))
+        self.assertTrue(ok, obj)
+        self.assertEqual(obj["at_restart"], ["soc_max_pct"])
+        ok, obj = reply(c.handle(b'{"mode": "auto"}', 0))
+        self.assertEqual(obj["at_restart"], [])
+
     def test_mode_applied_and_id_echoed(self):
         c, data, applied, _ = fresh()
         ok, obj = reply(c.handle(b'{"id": 7, "mode": "v1g"}', 0))
         self.assertTrue(ok)
-        self.assertEqual(obj, {"id": 7, "result": "accepted", "applied": {"mode": "v1g"}})
+        self.assertEqual(obj, {"id": 7, "result": "accepted", "applied": {"mode": "v1g"},
+                               "at_restart": []})
         self.assertEqual(data["control"]["mode"], "v1g")
         self.assertEqual(applied, [[("control", "mode", "v1g")]])
 
@@ -145,7 +156,27 @@ class Rejected(unittest.TestCase):
         self.check(many, "more than 8 keys")
 
     def test_retained_commands_are_ignored(self):
-        self.check(b'{"mode": "auto"}', "retained command ignored", retained=True)
+        c, _, _, _ = fresh()
+        self.check(b'{"mode": "v1g"}', "retained command ignored", retained=True, c=c)
+        self.check(b'{"stop_now": true}', "retained command ignored", retained=True, c=c)
+        self.assertEqual(c.retained, 2)
+
+    def test_reserve_floor_is_the_installers(self):
+        """MQTT cannot drain the car: the reserve cannot go below control.soc_reserve_min_pct,
+        and the floor itself is not writable over MQTT."""
+        c, data, _, _ = fresh(burst=50)
+        floor = data["control"]["soc_reserve_min_pct"]
+        self.assertTrue(floor >= 10, floor)  # a real default, not 0
+        self.check(b'{"soc_reserve_pct": 0}', "below the installer's floor %d" % floor, c=c)
+        self.check(('{"soc_reserve_pct": %d}' % (floor - 1)).encode(), "installer", c=c)
+        self.check(b'{"soc_reserve_min_pct": 0}', "installer setting, console or config file",
+                   c=c)
+        self.check(b'{"control.soc_reserve_min_pct": 0}', "installer setting", c=c)
+        ok, obj = reply(c.handle(('{"soc_reserve_pct": %d}' % floor).encode(), 0))
+        self.assertTrue(ok, obj)
+        data["control"]["soc_reserve_min_pct"] = 5  # the installer lowers it (console)
+        ok, obj = reply(c.handle(b'{"soc_reserve_pct": 5}', 0))
+        self.assertTrue(ok, obj)
 
     def test_action_without_handler(self):
         c, _, _, _ = fresh(actions=False)
@@ -173,6 +204,73 @@ class RateLimit(unittest.TestCase):
                          [True, True, True, False])
 
 
+class StopBudget(unittest.TestCase):
+    """ "Stop now" has its own budget: nothing else can use it up."""
+
+    def test_junk_and_other_commands_never_block_a_stop(self):
+        c, data, _, stops = fresh(burst=3, interval_ms=2000)
+        t = 1000
+        junk = (b"junk", b"\xff", b'{"mode": "turbo"}', b'{"mode": "auto"}', b"{}", None,
+                b'{"stop_now": 1}', b'{"stop_now": true, "mode": "auto"}', b"x" * 300,
+                b'["stop_now"]')
+        for i in range(300):
+            c.handle(junk[i % len(junk)], t)
+        _, obj = reply(c.handle(b'{"mode": "auto"}', t))
+        self.assertTrue("rate limited" in obj["reason"], obj)  # the general budget is empty
+        n0 = stops[0]
+        ok, obj = reply(c.handle(b'{"id": 9, "stop_now": true}', t))
+        self.assertTrue(ok, obj)
+        self.assertEqual((obj["id"], stops[0]), (9, n0 + 1))
+        self.assertEqual(data["control"]["mode"], "off")
+
+    def test_a_flood_of_stops_cannot_block_a_stop_that_matters(self):
+        c, data, _, stops = fresh(burst=3, interval_ms=100000)
+        t = 5
+        res = [c.handle(b'{"stop_now": true}', t)[0] for _ in range(50)]
+        self.assertEqual(res[:5], [True] * 5)  # stop_burst 5
+        self.assertFalse(any(res[5:]))  # redundant stops: the car is stopped already
+        _, obj = reply(c.handle(b'{"stop_now": true}', t))
+        self.assertTrue("stop_now already in effect" in obj["reason"], obj)
+        self.assertTrue(c.handle(b'{"mode": "auto"}', t)[0])  # someone resumes
+        n0 = stops[0]
+        self.assertTrue(c.handle(b'{"stop_now": true}', t)[0])  # and the stop is obeyed
+        self.assertEqual((stops[0], data["control"]["mode"]), (n0 + 1, "off"))
+        self.assertTrue(c.limited >= 45)
+
+
+class Wrap(unittest.TestCase):
+    """The budgets refill after any idle time (ESP32 ticks wrap at 2**30 ms, 12.4 days)."""
+
+    def exhaust(self, c, t):
+        while c.handle(b'{"mode": "auto"}', t)[0]:
+            pass
+        while c.handle(b'{"stop_now": true}', t)[0]:
+            pass
+
+    def test_refilled_after_a_week_idle(self):
+        day = 86400000
+        for idle in (7 * day, 10 * day, (1 << 29) + 1, (1 << 30) - 1):  # 6.2..12.4 days
+            c, data, _, _ = fresh(burst=3, interval_ms=1000)
+            t0 = 0x3FFFFFFF - 500
+            self.exhaust(c, t0)
+            t = (t0 + idle) & 0x3FFFFFFF
+            data["control"]["mode"] = "off"  # the stop below has nothing left to change
+            ok, obj = reply(c.handle(b'{"stop_now": true}', t))
+            self.assertTrue(ok, (idle, obj))
+            self.assertEqual([c.handle(b'{"mode": "auto"}', t)[0] for _ in range(4)],
+                             [True, True, True, False], idle)
+
+    def test_refilled_after_two_weeks_with_the_periodic_tick(self):
+        c, _, _, _ = fresh(burst=3, interval_ms=1000)
+        t = 0x3FFFFFFF - 500
+        self.exhaust(c, t)
+        for _ in range(14 * 24):  # telemetry calls tick() every period; here hourly
+            t = (t + 3600000) & 0x3FFFFFFF
+            c.tick(t)
+        self.assertEqual([c.handle(b'{"mode": "auto"}', t)[0] for _ in range(4)],
+                         [True, True, True, False])
+
+
 # ---- fuzzing: payloads from a seeded generator, judged by an independent oracle ----
 _KEYS = (["mode", "soc_reserve_pct", "soc_max_pct", "period_s", "stop_now", "id", "id",
           "safety", "safety.reconnect_ms", "host", "rate_burst", "bogus", "", "MODE", "mode "]
@@ -194,6 +292,7 @@ def _oracle(obj, data):
     if not keys or len(keys) > 8:
         return False
     res, mx = data["control"]["soc_reserve_pct"], data["control"]["soc_max_pct"]
+    floor = data["control"].get("soc_reserve_min_pct", 0)
     for k in keys:
         v = obj[k]
         if k == "stop_now":
@@ -216,6 +315,8 @@ def _oracle(obj, data):
         if type(v) is not int or v < lo or v > hi:
             return False
         if k == "soc_reserve_pct":
+            if v < floor:
+                return False
             res = v
         elif k == "soc_max_pct":
             mx = v

@@ -117,19 +117,22 @@ class Validation(unittest.TestCase):
         self.assertTrue("secret" in _err(lambda: c.set("mqtt.password", "x")))
         self.assertEqual(c.get("control.soc_reserve_pct"), 55)
 
-    def test_section_validator_rejects_the_whole_file(self):
+    def test_section_rule_fails_its_section_only(self):
         def rule(d):
             if d["soc_reserve_pct"] > d["soc_max_pct"]:
-                raise ValueError("control.soc_reserve_pct: above control.soc_max_pct")
+                raise ConfigError("control.soc_reserve_pct: above control.soc_max_pct")
 
         _clean()
-        _write("config.json", b'{"control": {"soc_reserve_pct": 95}}')
-        c = _fresh(validators={"control": rule})
-        self.assertFalse(c.load())
-        self.assertTrue("soc_reserve_pct: above" in c.error, c.error)
+        _write("config.json", b'{"control": {"soc_reserve_pct": 95}, "mqtt": {"port": 1884}}')
+        c = _fresh(rules={"control": rule})
+        self.assertTrue(c.load())
+        self.assertTrue("soc_reserve_pct: above" in c.fault, c.fault)
+        self.assertEqual(c.error, c.fault)
         self.assertEqual(c.get("control.soc_reserve_pct"), 30)
-        with self.assertRaises(ValueError):
+        self.assertEqual(c.get("mqtt.port"), 1884)  # the valid section still loads
+        with self.assertRaises(ConfigError):
             c.set("control.soc_reserve_pct", 95)
+        self.assertEqual(c.get("control.soc_reserve_pct"), 30)
 
 
 class Load(unittest.TestCase):
@@ -143,7 +146,7 @@ class Load(unittest.TestCase):
     def test_values_warnings_and_secrets(self):
         _clean()
         _write("config.json", json.dumps({"control": {"mode": "v2h", "future_key": 1},
-                                          "newsection": {}, "mqtt": {"password": "leak"}}).encode())
+                                          "mqtt": {"password": "leak"}}).encode())
         _write("secrets.json", b'{"mqtt": {"password": "s3cret", "host": "x"}}')
         log = Log()
         c = _fresh(log=log)
@@ -152,32 +155,66 @@ class Load(unittest.TestCase):
         self.assertEqual(c.get("mqtt.password"), "s3cret")
         self.assertEqual(c.get("mqtt.host"), "")  # only secrets come from the secrets file
         text = " ".join(m for _, m in log.lines)
-        for frag in ("control.future_key ignored", "'newsection' ignored",
+        for frag in ("control.future_key ignored",
                      "mqtt.password belongs in the secrets file",
                      "mqtt.host belongs in the config file"):
             self.assertTrue(frag in text, (frag, text))
         self.assertIsNone(c.error)
 
-    def test_bad_value_rejects_the_file_and_says_which_key(self):
+    def test_bad_value_fails_its_section_and_says_which_key(self):
         _clean()
-        _write("config.json", b'{"control": {"mode": "pv", "soc_max_pct": 500}}')
+        _write("config.json", b'{"control": {"mode": "v2h", "soc_max_pct": 500},'
+                              b' "mqtt": {"host": "broker.lan"}}')
         log = Log()
         c = _fresh(log=log)
-        self.assertFalse(c.load())
-        self.assertTrue("control.soc_max_pct: 500 is above the maximum 100" in c.error, c.error)
-        self.assertTrue("using defaults" in c.error)
-        self.assertEqual(_values(c), _expected(None))
+        self.assertTrue(c.load())
+        self.assertTrue("control.soc_max_pct: 500 is above the maximum 100" in c.fault, c.fault)
+        self.assertEqual(_values(c), _expected({"mqtt": {"host": "broker.lan"}}))
         self.assertEqual(log.lines[-1][0], 3)
 
-    def test_corrupt_file_falls_back_to_the_backup(self):
+    def test_unknown_key_is_an_error_in_a_strict_section_only(self):
+        _clean()
+        _write("config.json", b'{"safety": {"reconect_ms": 5000}, "control": {"x": 1}}')
+        log = Log()
+        c = _fresh(log=log)
+        c.load()
+        self.assertTrue("safety.reconect_ms: unknown key" in c.fault, c.fault)
+        self.assertFalse("control.x" in c.fault)
+        self.assertTrue(any("control.x ignored" in m for _, m in log.lines), log.lines)
+
+    def test_unknown_section_is_an_error(self):
+        _clean()
+        _write("config.json", b'{"safty": {"reconnect_ms": 300000}}')
+        c = _fresh()
+        c.load()
+        self.assertTrue("unknown section 'safty'" in c.fault, c.fault)
+
+    def test_per_key_string_length(self):
+        sch = {"t": {"schedule": ("", None, 4096), "name": ("", None, None)}}
+        self.assertEqual(len(config.check("t.schedule", "x" * 4096, sch["t"]["schedule"])), 4096)
+        self.assertTrue("longer than 4096" in _err(
+            lambda: config.check("t.schedule", "x" * 4097, sch["t"]["schedule"])))
+        self.assertTrue("longer than 128" in _err(
+            lambda: config.check("t.name", "x" * 129, sch["t"]["name"])))
+
+    def test_corrupt_file_is_a_fault_and_the_backup_keeps_mqtt_up(self):
         _clean()
         _write("config.json", b"\xff\x00{garbage")
         _write("config.json.bak", json.dumps(OLD).encode())
         c = _fresh()
         self.assertTrue(c.load())
         self.assertEqual(c.source, _DIR + "/config.json.bak")
-        self.assertTrue(c.error.startswith(_DIR + "/config.json: "), c.error)
+        self.assertTrue(c.fault.startswith(_DIR + "/config.json: "), c.fault)
+        self.assertTrue(c.fault.endswith("using " + _DIR + "/config.json.bak"), c.fault)
         self.assertEqual(_values(c), _expected(OLD))
+
+    def test_torn_temp_file_of_a_first_save_is_no_fault(self):
+        _clean()
+        _write("config.json.tmp", b'{"control": {"mo')
+        c = _fresh()
+        self.assertFalse(c.load())
+        self.assertIsNone(c.fault)
+        self.assertEqual(_values(c), _expected(None))
 
 
 class Save(unittest.TestCase):
@@ -196,7 +233,7 @@ class Save(unittest.TestCase):
         c2.load()
         self.assertEqual(_values(c2), _values(c))
 
-    def test_deferred_while_export_protection_is_active(self):
+    def test_deferred_while_a_flash_write_must_wait(self):
         _clean()
         busy = [True]
         c = _fresh(busy=lambda: busy[0])
@@ -298,10 +335,10 @@ class Atomic(unittest.TestCase):
                 complete = k >= len(new) - 1  # only the newline missing is still the file
                 if complete:
                     self.assertEqual(got, _expected(NEW), k)
-                    self.assertIsNone(c.error)
-                elif with_backup:
+                    self.assertIsNone(c.fault)
+                elif with_backup:  # a fault (FAULT latched), the backup keeps MQTT up
                     self.assertEqual(got, _expected(OLD), k)
-                    self.assertTrue(c.error and "config.json" in c.error, k)
-                else:  # no good file left: the defaults (safe), and an error to publish
+                    self.assertTrue(c.fault and "config.json" in c.fault, k)
+                else:  # no good file left: the defaults and a fault to publish
                     self.assertEqual(got, _expected(None), k)
-                    self.assertTrue(c.error and "using defaults" in c.error, k)
+                    self.assertTrue(c.fault and "using defaults" in c.fault, k)

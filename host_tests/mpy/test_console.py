@@ -21,7 +21,7 @@ def gateway(busy=False):
             os.mkdir(p)
         except OSError:
             pass
-    for f in ("config.json", "secrets.json"):
+    for f in ("config.json", "config.json.bak", "config.json.tmp", "secrets.json"):
         try:
             os.remove(_DIR + "/" + f)
         except OSError:
@@ -85,16 +85,22 @@ class Commands(unittest.TestCase):
         self.assertEqual(con.execute("config get mqtt.password"), ("mqtt.password = ***",))
         self.assertTrue("mqtt.password = ***" in text(con.execute("config get")))
         self.assertTrue("s3cret" not in text(con.execute("config get mqtt")))
+        out = text(con.execute("config set control.mode off"))
+        self.assertEqual(out, "control.mode = 'off' (applied now; saved to flash within seconds)")
         out = text(con.execute("config set control.soc_reserve_pct 45"))
-        self.assertTrue(out.startswith("control.soc_reserve_pct = 45 (live"), out)
+        self.assertEqual(out, "control.soc_reserve_pct = 45 (applied now; saved to flash"
+                         " within seconds)")
         self.assertEqual(con.ctx.config.data["control"]["soc_reserve_pct"], 45)
+        out = text(con.execute("config set control.period_ms 500"))
+        self.assertEqual(out, "control.period_ms = 500 (applies at the next restart; saved to"
+                         " flash within seconds)")
         self.assertEqual(text(con.execute("config save")), "saved to %s/config.json" % _DIR)
         self.assertEqual(con.errors, 0)
 
     def test_save_deferred_while_exporting(self):
         con = console(busy=True)
         con.execute("config set control.mode off")
-        self.assertTrue(text(con.execute("config save")).startswith("deferred: export"))
+        self.assertTrue(text(con.execute("config save")).startswith("deferred: island"))
 
     def test_bad_input_gets_a_clear_message(self):
         con = console()

@@ -4,7 +4,8 @@ import unittest
 
 from ctl_rig import Rig
 from gateway import control as C
-from gateway.control_cfg import ControlConfigError, make_config
+from gateway.control_cfg import make_config
+from gateway.schema import ConfigError
 
 SETTLE = 150  # cycles (30 s): covers the 10 s session start delay
 
@@ -226,7 +227,7 @@ class Inputs(unittest.TestCase):
             try:
                 make_config(bad)
                 self.fail("accepted " + repr(bad))
-            except ControlConfigError as e:
+            except ConfigError as e:
                 self.assertIn("control." + key, str(e))
 
 

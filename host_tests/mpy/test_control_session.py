@@ -141,3 +141,29 @@ class NoAllocation(unittest.TestCase):
         self._run(r, (-500,), 5)
         self.assertTrue(r.c.writes > 10)
         self.assertTrue(abs(r.c.i_q) < (1 << 30))
+
+    def test_step_allocates_nothing_after_live_settings(self):
+        # every LIVE key changed through apply_setting (the console / MQTT path), then
+        # the same branches: the step reads small ints and bools only
+        from gateway.control_cfg import LIVE, SCHEMA
+
+        r = Rig(CFG, t0=TICKS_MAX - 20000)
+        r.inv.has_battery = True
+        r.inv.batt_soc_pct = 50
+        for k in LIVE:
+            d, lo, hi = SCHEMA[k]
+            if isinstance(lo, tuple):
+                v = lo[-1] if k != "mode" else "auto"
+            elif d is True or d is False:
+                v = not d
+            else:
+                v = d + 1 if d + 1 <= hi else d - 1
+            if k == "soc_reserve_pct":
+                v = 20
+            if k == "fuse_a":
+                v = 25
+            r.c.apply_setting(k, v)
+        self.assertEqual(r.c.fuse_ma, 25000 - SCHEMA["fuse_margin_ma"][0] - 1)
+        self._run(r, (-3000, 160, 2000, -11000, 9000, 0), 40)
+        self.assertTrue(r.c.writes > 5)
+

@@ -154,6 +154,25 @@ class Health(unittest.TestCase):
         self.assertFalse(r.drv.stale)
         self.assertTrue(r.rec.online)
 
+    def test_frozen_device_stays_stale_across_the_wrap(self):
+        # Issue 15 item 5: the alive counter's age saturates; ticks_diff alone reads it as the
+        # future from day 6.2 and as fresh again from day 12.4. Two weeks in one-hour hops
+        # (the bus works 50 ms in each), the ms tick wrapping on day 1.
+        r = make(start_us=(TICKS_MAX - 86400000) * 1000, max_age_ms=2000)
+        run(r.bus, r.clock, 1500)
+        self.assertTrue(r.rec.online)
+        r.slave.frozen = True
+        run(r.bus, r.clock, 3500)
+        self.assertTrue(r.drv.stale)
+        for hour in range(14 * 24):
+            r.clock.us += 3600 * 1000000
+            run(r.bus, r.clock, 50)
+            self.assertTrue(r.drv.stale, "fresh again after %d h" % hour)
+            self.assertFalse(r.rec.online, "online again after %d h" % hour)
+        r.slave.frozen = False  # it recovers: the counter moves again
+        run(r.bus, r.clock, 12000)
+        self.assertTrue(r.rec.online)
+
     def test_error_kinds_are_counted(self):
         r = make(bus_cfg={"offline_after": 50})
         run(r.bus, r.clock, 1000)
@@ -213,6 +232,76 @@ class Stop(unittest.TestCase):
         self.assertEqual(st["transactions"], r.bus.transactions)
         self.assertTrue(st["transactions"] > 100 and st["errors"] == 0, st)
         self.assertEqual(st["stop_state"], STOP_NONE)
+
+
+class StopConfirmedByPower(unittest.TestCase):
+    """Issue 15 item 4: the charger's stop is confirmed by what it does (its measured power),
+    not by reading back the setpoint that was just written."""
+
+    def test_not_confirmed_while_power_still_flows(self):
+        r = make(poll_ms=100)
+        r.sp.ev_w = -3000
+        r.sp.ev_session = True
+        run(r.bus, r.clock, 1500)
+        self.assertEqual(r.rec.power_w, -3000)
+        r.slave.stuck_power_w = -3000  # 0 W accepted, the power has not followed yet
+        r.bus.submit_stop(r.clock.now_ms())
+        run(r.bus, r.clock, 2000)
+        self.assertTrue(r.drv.stop_acked)
+        self.assertEqual(r.slave.ir[3], 0, "setpoint in effect read back at 0")
+        self.assertEqual(r.bus.stop_state, STOP_PENDING, "confirmed while still discharging")
+        r.slave.stuck_power_w = -60  # within the tolerance (100 W) of 0 W
+        run(r.bus, r.clock, 300)
+        self.assertEqual(r.bus.stop_state, STOP_CONFIRMED)
+
+    def test_no_session_confirms_whatever_the_meter_shows(self):
+        r = make(poll_ms=100)
+        r.sp.ev_w = 2000
+        r.sp.ev_session = True
+        run(r.bus, r.clock, 1500)
+        r.slave.stuck_power_w = 400  # meter offset
+        r.slave.hr[1] = 0  # the session is closed: contactors open (state 1, idle)
+        r.slave.ir[0] = 1
+        r.bus.submit_stop(r.clock.now_ms())
+        run(r.bus, r.clock, 300)
+        self.assertEqual(r.bus.stop_state, STOP_CONFIRMED)
+
+
+class StopDuringRetry(unittest.TestCase):
+    """Issue 15 item 3: a stop must not wait behind the retries of a setpoint write whose reply
+    is lost, and no stale setpoint may reach the charger after the stop."""
+
+    def check(self, timeout_ms, delay_ms):
+        r = make(bus_cfg={"timeout_ms": timeout_ms, "retries": 2})
+        r.sp.ev_session = True
+        run(r.bus, r.clock, 1500)
+        r.slave.drop_reply_w = -3000  # the charger applies -3000 W; its reply is lost
+        r.sp.ev_w = -3000
+        req = r.bus.req
+        while not (r.bus._busy and req.fn == rtu.FC_WRITE_SINGLE and req.values[0] == 0x10000 - 3000):
+            run(r.bus, r.clock, 1)
+        run(r.bus, r.clock, delay_ms)  # the stop lands in the first attempt or in a retry
+        t0 = r.clock.now_ms()
+        n0 = r.slave.sp_writes
+        r.bus.submit_stop(t0)
+        r.sp.ev_w = 0  # the app zeroes the setpoints with the stop
+        while r.bus.stop_state != STOP_CONFIRMED:
+            run(r.bus, r.clock, 1)
+            self.assertTrue(r.clock.now_ms() - t0 < 10000, "stop never confirmed")
+        run(r.bus, r.clock, 500)
+        after = [r.slave.sp_log[k & 15] for k in range(n0, r.slave.sp_writes)]
+        self.assertEqual(after[0], 0, "the first setpoint after the stop is the stop")
+        self.assertEqual([w for w in after if w != 0], [], "stale setpoint after the stop")
+        self.assertEqual(r.slave.hr[0], 0)
+        return r.drv.stop_ack_ms - t0
+
+    def test_stop_preempts_the_retries(self):
+        worst = 0
+        for timeout_ms in (200, 1000):
+            for delay_ms in (0, 5, 30, timeout_ms // 2, timeout_ms + 20, 2 * timeout_ms + 40):
+                worst = max(worst, self.check(timeout_ms, delay_ms))
+        # reply window of the pre-empted write + t3.5 + the stop write and its reply, at 9600
+        self.assertTrue(worst <= 120, f"stop acknowledged after {worst} ms")
 
 
 class NoAllocation(unittest.TestCase):

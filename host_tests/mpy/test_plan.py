@@ -6,7 +6,8 @@ import unittest
 
 from ctl_rig import Rig
 from gateway import control as C
-from gateway.plan import PlanConfigError, Planner
+from gateway.plan import Planner
+from gateway.schema import ConfigError
 from gateway.tariff import EPOCH_2000, Tariff
 
 H = 3600
@@ -115,11 +116,11 @@ class Departure(unittest.TestCase):
         self.assertTrue(0 <= tod_s < 86400)
 
     def test_config_is_validated(self):
-        with self.assertRaises(PlanConfigError):
+        with self.assertRaises(ConfigError):
             Planner({"departure_min": 1440}, None)
-        with self.assertRaises(PlanConfigError):
+        with self.assertRaises(ConfigError):
             Planner({"grid_charge": 1}, None)
-        with self.assertRaises(PlanConfigError):
+        with self.assertRaises(ConfigError):
             Planner({"nope": 1}, None)
 
 
@@ -158,6 +159,22 @@ class Prices(unittest.TestCase):
         b.at(86400 + 10)  # the next local day
         self.assertEqual(b.pl.thru_wh, 0)
         self.assertTrue(b.at(86400 + 70).v2h)
+
+
+    def test_a_default_wear_budget_bounds_remote_cycling(self):
+        """Issue 15 item 8: without a wear_wh_day in the config the car's daily discharge
+        is still bounded (a tariff + grid_charge sent by anyone cannot cycle it freely)."""
+        b = Box(soc=80)
+        budget = b.pl.cfg["wear_wh_day"]
+        self.assertTrue(0 < budget <= 20000, budget)
+        b.at(20 * H)
+        self.assertTrue(b.pl.v2h)
+        s = 20 * H
+        while b.pl.v2h and s < 20 * H + 6 * H:  # 7.2 kW out: the budget ends it
+            s += 10
+            b.at(s, ev_w=-7200, house_w=7200)
+        self.assertFalse(b.pl.v2h)
+        self.assertTrue(budget <= b.pl.thru_wh <= budget + 100, (budget, b.pl.thru_wh))
 
 
 class Autonomy(unittest.TestCase):

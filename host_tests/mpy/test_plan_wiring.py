@@ -9,7 +9,7 @@ import gc
 import json
 import unittest
 
-from gateway import commands, wiring
+from gateway import commands, tariff, wiring
 from gateway.tariff import EPOCH_2000
 from test_telemetry import gateway
 
@@ -33,6 +33,32 @@ class TariffTopic(unittest.TestCase):
         self.assertIn("tariff rejected", next(e[2] for e in c.log.entries(1)))
         t.on_message("energygw/gwA/tariff", b"", True)
         self.assertEqual(c.tariff.n, 0)
+
+    def test_oversized_schedule_is_rejected_and_the_old_one_kept(self):
+        """Issue 15 item 7: the client hands a too-large message over as None."""
+        c = gateway()
+        t = c.telemetry
+        t.on_message("energygw/gwA/tariff", SCHED.encode(), True)
+        seq = c.tariff.seq
+        t.on_message("energygw/gwA/tariff", None, True)
+        self.assertEqual((c.tariff.n, c.tariff.seq), (24, seq))
+        self.assertIn("tariff: longer than %d bytes" % tariff.MAX_TEXT, c.tariff.error)
+        self.assertIn("tariff rejected", next(e[2] for e in c.log.entries(1)))
+        big = SCHED[:-1] + " " * (tariff.MAX_TEXT - len(SCHED) + 1) + "}"
+        t.on_message("energygw/gwA/tariff", big.encode(), True)
+        self.assertEqual(c.tariff.n, 24)
+        s = json.loads(t.state_json(0))["plan"]
+        self.assertEqual(s["slots"], 24)
+        self.assertIn("longer than", s["tariff_err"])
+
+    def test_the_widest_192_slot_schedule_fits(self):
+        wide = json.dumps({"start": DAY, "interval_min": 15, "import": [-5000] * 192,
+                           "export": [-5000] * 192})
+        self.assertTrue(len(wide) <= tariff.MAX_TEXT, len(wide))
+        c = gateway()
+        t = c.telemetry
+        t.on_message("energygw/gwA/tariff", wide.encode(), True)
+        self.assertEqual((c.tariff.n, c.tariff.error), (192, None))
 
     def test_state_has_the_plan(self):
         c = gateway(console=True)

@@ -9,9 +9,9 @@ from gateway.safety import (
     SCHEMA,
     STATE_FAULT,
     Safety,
-    SafetyConfigError,
     validate,
 )
+from gateway.schema import ConfigError
 from safety_rig import Rig
 
 
@@ -65,7 +65,7 @@ class BadSettings(unittest.TestCase):
     def bad(self, cfg, key):
         try:
             validate(cfg)
-        except SafetyConfigError as e:
+        except ConfigError as e:
             self.assertIn("safety." + key, str(e))
             return
         self.assertTrue(False, "no error for %r" % (cfg,))
@@ -90,7 +90,7 @@ class BadSettings(unittest.TestCase):
         self.bad({"uv2_pm": 900}, "uv1_pm")  # fast stage above the slow one
 
     def test_not_a_dict(self):
-        self.assertRaises(SafetyConfigError, validate, [("reconnect_ms", 1)])
+        self.assertRaises(ConfigError, validate, [("reconnect_ms", 1)])
 
     def test_bad_settings_fail_closed(self):
         r = Rig({"reconnect_ms": "soon"})

@@ -127,7 +127,7 @@ class State(unittest.TestCase):
         topic, item = t.client.posted[-1][:2]
         self.assertEqual(topic, "energygw/gwA/cmd/reply")
         self.assertEqual(json.loads(item), {"id": 1, "result": "accepted",
-                                            "applied": {"mode": "v1g"}})
+                                            "applied": {"mode": "v1g"}, "at_restart": []})
         before = gw.config.data["safety"]["reconnect_ms"]
         t.on_message("energygw/gwA/cmd", b'{"reconnect_ms": 1}', False)
         self.assertEqual(gw.config.data["safety"]["reconnect_ms"], before)

@@ -7,12 +7,18 @@ reference charger (unit 1), a SolaX hybrid with battery control (unit 2), a SunS
 stop latency sampled at random moments while polling is under way; one silent device; a mix
 of every line fault plus a reboot of each device.
 Run 2, 115200: >= 10,000 fuzzed replies to back-to-back reads.
+Run 3, 9600 8E1 with a 1000 ms response timeout: the charger drops its replies to a -3000 W
+setpoint write (it applies the write, the reply never comes, so the bus retries it) and a stop
+is submitted at moments spread over the write's attempts. stop_during_retry_ms_max: stop to
+the charger's acknowledged 0 W; stale_writes_after_stop: non-zero setpoint writes the charger
+received after the stop was submitted (counted from the frames the device side saw).
 Prints one JSON object on its last line (keys: see bench-contract / issue 4).
 """
 
 import argparse
 import json
 import os
+import struct
 import random
 import subprocess
 import sys
@@ -22,7 +28,7 @@ from gwhost import paths
 from gwhost.mpybus import FirmwareBus, _renice
 from gwhost.simbus import SimBus
 from gwhost.simcharger import SimRefCharger
-from gwhost.simfaults import FaultInjector
+from gwhost.simfaults import FaultInjector, crc16
 from gwhost.simsolax import SimSolax
 from gwhost.simstate import PlantState
 from gwhost.simsunspec import SimSunSpec
@@ -168,6 +174,90 @@ def run_main(args, out):
         out["sim_requests_9600"] = sb.counts["requests"]
 
 
+class RecordingBus(SimBus):
+    """SimBus that keeps every request frame in arrival order, and can make a device drop its
+    reply to chosen requests: the device receives and applies them, the reply is lost."""
+
+    def __init__(self, *a, drop=None, **kw):
+        super().__init__(*a, **kw)
+        self.frames = []
+        self.drop = drop  # frame -> True: the reply to it is dropped
+
+    def _on_request(self, frame, t, pending):
+        self.frames.append(frame)
+        c = crc16(frame[:-2])
+        ok = len(frame) >= 4 and frame[-2] == (c & 0xFF) and frame[-1] == (c >> 8)
+        if ok and self.drop is not None and self.drop(frame) and frame[0] in self.devices:
+            self.counts["requests"] += 1
+            self.counts["replies_dropped"] += 1
+            os.write(self._dev_fd, frame)  # the device acts on it; its reply is discarded
+            pending.append((t, len(frame), frame[0], frame[1], "silence"))
+            return
+        super()._on_request(frame, t, pending)
+
+
+def setpoint_written(frame, unit=1, reg=0):
+    """The charger setpoint value a request frame writes (int16), or None."""
+    if len(frame) < 8 or frame[0] != unit:
+        return None
+    fn, start = frame[1], struct.unpack(">H", frame[2:4])[0]
+    if fn == 6 and start == reg:
+        return struct.unpack(">h", frame[4:6])[0]
+    if fn == 16 and start <= reg < start + struct.unpack(">H", frame[4:6])[0]:
+        return struct.unpack(">h", frame[7 + 2 * (reg - start):9 + 2 * (reg - start)])[0]
+    return None
+
+
+def stop_during_retry(trials=12, timeout_ms=1000, retries=2, nice=0, seed=7, log=log):
+    """Run 3 (see the module doc); also used by host_tests/test_bus_stop_retry.py."""
+    st = PlantState(pv_w=3000, house_w=700)
+    bad = -3000
+
+    def drop(frame):
+        return setpoint_written(frame) == bad and frame[1] == 6
+
+    rng = random.Random(seed)
+    res = {"stop_during_retry_samples": 0, "stale_writes_after_stop": 0}
+    lat, stale = [], 0
+    with RecordingBus([SimRefCharger(1, st, boot_s=1.0)], baud=9600, parity="E", state=st,
+                      faults=FaultInjector(seed=seed), drop=drop) as sb, \
+            FirmwareBus(sb.fw_path, 9600, "E", 1,
+                        bus={"timeout_ms": timeout_ms, "retries": retries},
+                        devices=[{"type": "charger", "name": "ev", "cfg": {"unit": 1}}],
+                        nice=nice) as fw:
+        fw.cmd("setpoints", ev_w=0, ev_session=True)
+        snap = fw.cmd("run", ms=4000)
+        assert snap["devices"]["ev"]["rec"]["online"], snap
+        span = (retries + 1) * timeout_ms  # the write's attempts: stops land anywhere in them
+        for k in range(trials):
+            fw.cmd("setpoints", ev_w=0)
+            fw.cmd("run", ms=300)
+            # the first stops land while the first attempt waits for its reply (inside the
+            # pre-emption window), the rest anywhere in the attempts and the gaps between them
+            early = (0, 10, 25, 40)
+            delay = early[k] if k < len(early) else int(span * (k + rng.random()) / trials)
+            r = fw.cmd("stop_during_write", ev_w=bad, delay_ms=delay, max_ms=span + 3000,
+                       hold_ms=500)
+            fw.cmd("setpoints", ev_w=0)  # the app zeroes the setpoints with the stop
+            time.sleep(0.2)  # let the proxy see every frame the firmware wrote
+            after = sb.frames[r["frames_at_stop"]:r["frames_end"]]
+            n = sum(1 for f in after if setpoint_written(f) not in (None, 0))
+            stale += n
+            lat.append(r["ack_ms"])
+            log(f"bench-bus: stop during retry {k + 1}/{trials}: stop {r['inflight']['since_write_ms']}"
+                f" ms into the write, acknowledged after {r['ack_ms']} ms, {n} stale writes")
+            fw.cmd("release")
+        snap = fw.cmd("snapshot")
+        res["stop_during_retry_frames_aligned"] = len(sb.frames) == snap.get(
+            "frames", len(sb.frames))
+    res["stop_during_retry_samples"] = len(lat)
+    res["stop_during_retry_ms_max"] = max(lat) if min(lat) >= 0 else -1
+    res["stop_during_retry_ms_mean"] = round(sum(lat) / len(lat), 1)
+    res["stop_during_retry_timeout_ms"] = timeout_ms
+    res["stale_writes_after_stop"] = stale
+    return res
+
+
 def run_fuzz(args, out):
     st = PlantState()
     faults = FaultInjector({"fuzz": 1.0}, seed=args.seed + 1)
@@ -209,16 +299,21 @@ def main(argv=None):
     ap.add_argument("--turnaround-ms", type=float, default=2.0)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--baseline-ms", type=int, default=15000)
+    ap.add_argument("--retry-stops", type=int, default=12,
+                    help="stops submitted during a retried setpoint write (run 3)")
+    ap.add_argument("--only-retry", action="store_true", help="run 3 alone (quick check)")
     ap.add_argument("--nice", type=int, default=-100,
                     help="firmware process priority: -100 real-time FIFO (root), -N nice, 0 leave")
     args = ap.parse_args(argv)
     t0 = time.monotonic()
     out = {"baud": 9600, "framing": "8E1", "devices": 3, "response_timeout_ms": args.timeout_ms,
            "sim_turnaround_ms": args.turnaround_ms}
-    lag_baseline(args, out)
-    run_main(args, out)
-    run_fuzz(args, out)
-    out["transactions"] = out["transactions_9600"] + out["transactions_fuzz"]
+    if not args.only_retry:
+        lag_baseline(args, out)
+        run_main(args, out)
+        run_fuzz(args, out)
+        out["transactions"] = out["transactions_9600"] + out["transactions_fuzz"]
+    out.update(stop_during_retry(args.retry_stops, nice=args.nice, seed=args.seed))
     out["seconds"] = round(time.monotonic() - t0, 1)
     out["load_avg_1min"] = round(os.getloadavg()[0], 2)
     print(json.dumps(out, sort_keys=True))

@@ -2,7 +2,7 @@
 
 Usage: tools/bench-day SCENARIO.json [--controller NAME ...] [--trace DIR] [--plot FILE.png]
                        [--runtime cpython|micropython] [--start S] [--duration S]
-                       [--set KEY=INT ...] [--jobs N] [--json]
+                       [--set KEY=INT ...] [--jobs N] [--no-replay] [--json]
 
 Runs the firmware control core (`gateway`) and the comparison controllers (idle, oracle,
 oracle-free, oracle-grid, ac-pv, openevse) against the plant in virtual time, 200 ms steps, rows and
@@ -44,22 +44,23 @@ TABLE = (("effectiveness", "eff", ".3f"), ("energy_cost_eur", "EUR", ".3f"), ("g
          ("step_us_median", "step us", ""))
 
 
-def make_controller(name, runtime, overrides):
+def make_controller(name, runtime, overrides, replay=True):
     if name == "gateway":
-        return gwcore.Gateway(runtime=runtime, overrides=overrides, record=runtime == "cpython")
+        return gwcore.Gateway(runtime=runtime, overrides=overrides,
+                              record=replay and runtime == "cpython")
     return baselines.BASELINES[name]()
 
 
 def run_one(args):
     """One controller over the window (a process of its own when --jobs > 1)."""
-    path, name, runtime, overrides, start, duration, trace_dir, quiet = args
+    path, name, runtime, overrides, start, duration, trace_dir, quiet, replay = args
     sc = scn.load(path)
-    ctl = make_controller(name, runtime, overrides)
+    ctl = make_controller(name, runtime, overrides, replay)
     label = "" if quiet else f"{sc.name} {name}"
     rows, m = lockstep.run(sc, ctl, start, duration, label=label if not quiet else "")
     if name == "gateway":
         m["runtime"] = runtime
-        if runtime == "cpython":
+        if runtime == "cpython" and replay:
             m.update(gwcore.replay_on_micropython(ctl))
     if trace_dir:
         os.makedirs(trace_dir, exist_ok=True)
@@ -103,6 +104,8 @@ def main(argv=None):
     ap.add_argument("--duration", type=float, default=None, help="window length, s")
     ap.add_argument("--set", action="append", metavar="KEY=INT")
     ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--no-replay", action="store_true",
+                    help="skip the open-loop replay on the unix port (step time, equality)")
     ap.add_argument("--json", action="store_true", help="only the JSON line")
     args = ap.parse_args(argv)
     try:
@@ -128,7 +131,7 @@ def main(argv=None):
     todo = asked + [n for n in ("idle", ref) if n not in asked]
     quiet = args.jobs > 1
     jobs = [(args.scenario, n, args.runtime, overrides, args.start, duration,
-             args.trace if n in asked else None, quiet) for n in todo]
+             args.trace if n in asked else None, quiet, not args.no_replay) for n in todo]
     if args.jobs > 1:
         with concurrent.futures.ProcessPoolExecutor(args.jobs) as ex:
             done = list(ex.map(run_one, jobs))

@@ -42,8 +42,9 @@ class BrokerError(RuntimeError):
     pass
 
 
-def make_certs(folder, host):
-    """A throw-away CA and a server certificate for `host` (IP and localhost), as PEM files."""
+def make_certs(folder, host, dns=("localhost",), ip=True):
+    """A throw-away CA and a server certificate for `host`, as PEM files: the
+    certificate names the DNS names `dns` and, with `ip`, the IP address `host`."""
     import datetime as dt
     import ipaddress
 
@@ -66,9 +67,12 @@ def make_certs(folder, host):
           .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
           .sign(ca_key, hashes.SHA256()))
     key = ec.generate_private_key(ec.SECP256R1())
-    san = x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                       x509.IPAddress(ipaddress.ip_address(host))])
-    cert = (x509.CertificateBuilder().subject_name(name(host)).issuer_name(ca.subject)
+    names = [x509.DNSName(d) for d in dns]
+    if ip:
+        names.append(x509.IPAddress(ipaddress.ip_address(host)))
+    san = x509.SubjectAlternativeName(names)
+    cn = host if ip or not dns else dns[0]
+    cert = (x509.CertificateBuilder().subject_name(name(cn)).issuer_name(ca.subject)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - days).not_valid_after(now + days)
             .add_extension(san, critical=False).sign(ca_key, hashes.SHA256()))
@@ -87,7 +91,10 @@ def make_certs(folder, host):
 class Broker:
     """A broker process. kind: "mosquitto", "amqtt" or None (mosquitto if installed)."""
 
-    def __init__(self, port=None, kind=None, host=HOST, tls=False):
+    def __init__(self, port=None, kind=None, host=HOST, tls=False, cert_dns=("localhost",),
+                 cert_ip=True, users=None, acl=None):
+        """users: {name: password} -> allow_anonymous false + a password file;
+        acl: the text of a mosquitto acl_file (mosquitto only)."""
         if kind is None:
             kind = "mosquitto" if mosquitto_path() else "amqtt"
         if kind not in ("mosquitto", "amqtt"):
@@ -106,11 +113,29 @@ class Broker:
         if tls:
             if kind != "mosquitto":
                 raise BrokerError("TLS is set up for mosquitto only")
-            self.ca_path, self._cert, self._key = make_certs(self._dir, host)
+            self.ca_path, self._cert, self._key = make_certs(self._dir, host, cert_dns, cert_ip)
             # mosquitto started as root drops to its own user: let it read the files
             os.chmod(self._dir, 0o755)
             for p in (self.ca_path, self._cert, self._key):
                 os.chmod(p, 0o644)
+        self.users, self.acl = users, acl
+        if (users or acl) and kind != "mosquitto":
+            raise BrokerError("users and ACLs are set up for mosquitto only")
+        if users:
+            pw = os.path.join(self._dir, "passwd")
+            with open(pw, "w") as f:  # plain "user:password" lines, hashed in place below
+                f.write("".join("%s:%s\n" % kv for kv in users.items()))
+            exe = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+            subprocess.run([exe, "-U", pw], check=True, capture_output=True)
+        if acl is not None:
+            with open(os.path.join(self._dir, "acl"), "w") as f:
+                f.write(acl)
+        if users or acl:
+            os.chmod(self._dir, 0o755)
+            for n in ("passwd", "acl"):
+                p = os.path.join(self._dir, n)
+                if os.path.exists(p):
+                    os.chmod(p, 0o644)
 
     # the address other code connects to
     @property
@@ -121,10 +146,15 @@ class Broker:
         if self.kind == "mosquitto":
             conf = os.path.join(self._dir, "mosquitto.conf")
             with open(conf, "w") as f:
-                f.write("listener %d %s\nallow_anonymous true\npersistence false\n"
+                f.write("listener %d %s\nallow_anonymous %s\npersistence false\n"
                         "set_tcp_nodelay true\n"
                         "log_dest stderr\nlog_type error\nlog_type warning\n"
-                        "log_type notice\n" % (self.port, self.host))
+                        "log_type notice\n" % (self.port, self.host,
+                                                "false" if self.users else "true"))
+                if self.users:
+                    f.write("password_file %s\n" % os.path.join(self._dir, "passwd"))
+                if self.acl is not None:
+                    f.write("acl_file %s\n" % os.path.join(self._dir, "acl"))
                 if self.tls:
                     f.write("cafile %s\ncertfile %s\nkeyfile %s\n" % (
                         self.ca_path, self._cert, self._key))

@@ -151,7 +151,7 @@ def _take_tty(fd):
 class Observer:
     """A paho client subscribed to `topics`; msgs is a list of (t, topic, payload, retain)."""
 
-    def __init__(self, broker, topics=("#",), client_id=None):
+    def __init__(self, broker, topics=("#",), client_id=None, user=None, password=None):
         self.msgs = []
         self._lock = threading.Lock()
         self.connected = threading.Event()
@@ -160,12 +160,18 @@ class Observer:
         self._topics = topics
         self.c.on_connect = self._on_connect
         self.c.reconnect_delay_set(0.05, 0.2)
+        self.rc = None  # CONNACK reason code of the last connect
+        if user is not None:
+            self.c.username_pw_set(user, password)
         if getattr(broker, "ca_path", None):
             self.c.tls_set(ca_certs=broker.ca_path)
         self.c.connect(broker.host, broker.port, keepalive=10)
         self.c.loop_start()
 
     def _on_connect(self, c, u, flags, rc, props=None):
+        self.rc = rc
+        if getattr(rc, "is_failure", rc != 0):  # refused (not authorised): stay unconnected
+            return
         for t in self._topics:
             c.subscribe(t, 1)
         self.connected.set()

@@ -14,6 +14,11 @@
 #   {"op": "snapshot"}                                records, health, driver state, bus stats
 #   {"op": "stop", "max_ms"}                          submit_stop; reply when confirmed
 #   {"op": "release"}
+#   {"op": "stop_during_write", "dev", "ev_w", "delay_ms", "max_ms", "hold_ms"}
+#                                                     set ev_w, wait until that setpoint write is
+#                                                     on the wire, delay_ms later submit_stop;
+#                                                     reply when confirmed (+ hold_ms), with the
+#                                                     link's frame counts at the stop and at the end
 #   {"op": "until_offline", "dev", "max_ms"}          ms until the device shows offline
 #   {"op": "alloc", "ms"}                             heap bytes allocated per transaction
 #   {"op": "heap_lock", "ms"}                         step the bus (not the loop) with the heap
@@ -105,7 +110,7 @@ def rec_dict(rec):
 
 def snapshot(bus, devs, lag):
     out = {"transactions": bus.transactions, "errors": bus.errors, "retries": bus.retries,
-           "exceptions": bus.exceptions, "resyncs": bus.link.resyncs,
+           "exceptions": bus.exceptions, "resyncs": bus.link.resyncs, "frames": bus.link.frames,
            "discarded": bus.link.discarded, "busy_us_max": bus.busy_us_max, "step_us_max": bus.step_us_max,
            "timeout_cost_us_max": bus.timeout_cost_us_max, "stop_state": bus.stop_state,
            "hold": bus.hold, "lag_us_max": lag.max_us, "lag_hist": lag.hist,
@@ -171,6 +176,33 @@ async def command(cmd, bus, devs, sp, lag, clock):
             acks[name] = ticks_diff(drv.stop_ack_ms, t0) if drv.stop_acked else -1
         conf = ticks_diff(bus.stop_confirmed_ms, t0) if bus.stop_state == STOP_CONFIRMED else -1
         return {"confirmed_ms": conf, "ack_ms": acks, "inflight": inflight}
+    if op == "stop_during_write":  # a stop while a setpoint write is in flight or retried
+        drv = devs[cmd.get("dev", "ev")]
+        want = cmd["ev_w"] & 0xFFFF
+        sp.ev_w = cmd["ev_w"]
+        q = bus.req
+        t0 = clock.now_ms()
+        while not (bus._busy and q.owner is drv and q.fn == rtu.FC_WRITE_SINGLE
+                   and q.values[0] == want and bus.link.state >= 2):  # _TX or _RX
+            if ticks_diff(clock.now_ms(), t0) > cmd.get("max_ms", 2000):
+                raise RuntimeError("the setpoint write never went out")
+            await asyncio.sleep_ms(0)
+        tw = clock.now_ms()
+        while ticks_diff(clock.now_ms(), tw) < cmd.get("delay_ms", 0):
+            await asyncio.sleep_ms(1)
+        inflight = {"busy": bus._busy, "fn": q.fn, "value": q.values[0],
+                    "tries_left": bus._tries, "since_write_ms": ticks_diff(clock.now_ms(), tw)}
+        frames0 = bus.link.frames
+        t0 = clock.now_ms()
+        bus.submit_stop(t0)
+        while bus.stop_state != STOP_CONFIRMED and ticks_diff(clock.now_ms(), t0) < cmd.get(
+                "max_ms", 2000):
+            await asyncio.sleep_ms(1)
+        ack = ticks_diff(drv.stop_ack_ms, t0) if drv.stop_acked else -1
+        conf = ticks_diff(bus.stop_confirmed_ms, t0) if bus.stop_state == STOP_CONFIRMED else -1
+        await asyncio.sleep_ms(cmd.get("hold_ms", 0))
+        return {"ack_ms": ack, "confirmed_ms": conf, "inflight": inflight,
+                "frames_at_stop": frames0, "frames_end": bus.link.frames}
     if op == "release":
         bus.release_stop()
         return {}

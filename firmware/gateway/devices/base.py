@@ -10,7 +10,7 @@
 # Everything after __init__/attach runs in the bus task and allocates nothing.
 from array import array
 
-from gateway.clock import ticks_add, ticks_diff
+from gateway.clock import saturate_age, ticks_add, ticks_diff
 from gateway.modbus.bus import COMMAND, SAFETY, Health
 from micropython import const
 
@@ -130,6 +130,7 @@ class Driver:
         if not self._started:  # ticks start anywhere (even just before the 2**30 wrap)
             self._started = True
             self._probe_ms = now_ms
+        self.t_data_ms = saturate_age(now_ms, self.t_data_ms, self.cfg["max_age_ms"])
         ok = (
             self._have_data
             and self.health.fails < self.bus.cfg["offline_after"]

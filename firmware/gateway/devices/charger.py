@@ -4,7 +4,7 @@
 # the project defines this one; a real charger gets its own PROFILE with its own addresses.
 # The profile is data; the driver below only moves values between register images and the
 # Charger record, and turns Setpoints into writes.
-from gateway.clock import ticks_diff
+from gateway.clock import saturate_age, ticks_diff
 from gateway.devices.base import COMMON_SCHEMA, TAG_CMD, Driver, s16
 from gateway.modbus.rtu import FC_READ_INPUT
 from micropython import const
@@ -45,6 +45,9 @@ SCHEMA.update({
     "watchdog_s": (10, 2, 600),  # the charger's communication timeout, programmed at start
     "max_charge_w": (11000, 0, 30000),  # the gateway's own caps on top of the charger's
     "max_discharge_w": (10000, 0, 30000),
+    # a stop is confirmed by what the charger does: its measured power within this of 0 W (or
+    # no session: contactors open), with its setpoint in effect at 0
+    "stop_tol_w": (100, 0, 2000),
 })
 
 # command tags: TAG_CMD (64) + n (const() needs literals)
@@ -90,6 +93,22 @@ class RefCharger(Driver):
         self._i = {}
         for k in ir:
             self._i[k] = loc(FC_READ_INPUT, ir[k])[1]
+        # the stop read-back: state .. setpoint in effect, one read
+        a = min(ir["state"], ir["power_w"], ir["setpoint_w"])
+        b = max(ir["state"], ir["power_w"], ir["setpoint_w"])
+        if b - a >= 8:
+            raise ValueError("charger profile: state, power and setpoint must be within 8 registers")
+        self._stop_rd = a
+        self._stop_n = b - a + 1
+        self._o_state = ir["state"] - a
+        self._o_power = ir["power_w"] - a
+        self._o_sp = ir["setpoint_w"] - a
+
+    def tick(self, now_ms):
+        # the alive counter's age, judged every tick too: days without a reply (offline) must
+        # not let a frozen counter read as fresh when the device answers again
+        self._alive_ms = saturate_age(now_ms, self._alive_ms, self.cfg["max_age_ms"])
+        super().tick(now_ms)
 
     # ---- registers -> record -----------------------------------------------------------------
 
@@ -123,6 +142,7 @@ class RefCharger(Driver):
                 self._alive = a
                 self._alive_ms = now_ms
             # answering with a frozen alive counter: a hung controller, its data is stale
+            self._alive_ms = saturate_age(now_ms, self._alive_ms, self.cfg["max_age_ms"])
             self.stale = ticks_diff(now_ms, self._alive_ms) > self.cfg["max_age_ms"]
             rec.min_w = img[i["min_w"]]
             rec.max_charge_w = img[i["max_charge_w"]]
@@ -181,13 +201,17 @@ class RefCharger(Driver):
         elif tag == _SESSION:
             self.written_session = req.values[0] == 1
 
-    # ---- stop: 0 W, then read back the setpoint in effect ------------------------------------
+    # ---- stop: 0 W, then confirm by what the charger does ------------------------------------
+    # A setpoint read back at 0 only shows the write arrived. Confirmed when the setpoint in
+    # effect is 0 AND the charger's measured power is within stop_tol_w of 0 W, or its state
+    # says no power can flow (no car, no session, watchdog fallback: contactors open). Until
+    # then the state is read again every stop_retry_ms; a setpoint other than 0 is rewritten.
 
     def stop_fill(self, req, step):
         if step == 0:
             req.write1(self.unit, self._r_sp, 0, TAG_CMD)
         else:
-            req.read(self.unit, FC_READ_INPUT, self.p["input"]["setpoint_w"], 1, 0)
+            req.read(self.unit, FC_READ_INPUT, self._stop_rd, self._stop_n, 0)
         return 1
 
     def stop_result(self, req, step, now_ms):
@@ -195,4 +219,12 @@ class RefCharger(Driver):
             self.written_w = 0
             self._hb_ms = now_ms
             return 1
-        return -1 if req.regs[0] == 0 else 0
+        r = req.regs
+        if r[self._o_sp] != 0:
+            return 0  # still following another setpoint: write 0 W again
+        st = r[self._o_state]
+        p = s16(r[self._o_power])
+        tol = self.cfg["stop_tol_w"]
+        if st == NO_CAR or st == IDLE or st == FALLBACK or -tol <= p <= tol:
+            return -1
+        return 1  # 0 W accepted, power still flowing (ramping down): look again

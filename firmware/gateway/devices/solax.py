@@ -13,7 +13,7 @@
 # target is the inverter's AC intake (+) = battery charge - PV. Its duration (0x82) is the
 # revert timer: when it runs out the inverter returns to its own self-use mode. Not stored in
 # EEPROM, so it is refreshed at a third of the duration; an inverter reboot also ends it.
-from gateway.clock import ticks_diff
+from gateway.clock import saturate_age, ticks_diff
 from gateway.devices.base import COMMON_SCHEMA, Driver, s16
 from gateway.modbus.rtu import FC_READ_HOLDING, FC_READ_INPUT
 from micropython import const
@@ -30,6 +30,7 @@ PROFILE = {
         (FC_READ_HOLDING, 0x42, 1, True),  # export control user limit
     ),
     "export_limit": 0x42,
+    "feed_in": 0x46,  # input, int32 W low word first, + export
     "remote": 0x7C,  # ModbusPowerControl, TargetSetType, ActivePower (i32 lo, hi), Reactive
     "remote_len": 13,  # (i32), Duration s, TargetSoC, Energy (i32), Power (i32), Timeout s
     "mode_power_control": 1,
@@ -47,6 +48,7 @@ SCHEMA.update({
     "export_min_ms": (60000, 0, 3600000),  # loosen the EEPROM export limit at most this often
     "batt_control": (False, None, None),  # drive the battery by remote control mode 1
     "remote_s": (20, 5, 3600),  # remote control duration (revert timer), refreshed at 1/3
+    "stop_tol_w": (100, 0, 2000),  # a stop is confirmed once the feed-in is at most this (W)
 })
 
 _EXPORT = const(64)
@@ -68,6 +70,12 @@ class SolaxHybrid(Driver):
         self._remote_ok = False
         self._remote_ms = 0
         self._p_pending = 0
+
+    def tick(self, now_ms):
+        # age of the last export-limit write: after days without one a raise must not wait
+        # another 6 days (ticks_diff reads older stamps as the future)
+        self._exp_ms = saturate_age(now_ms, self._exp_ms, self.cfg["export_min_ms"])
+        super().tick(now_ms)
 
     # ---- registers -> record -----------------------------------------------------------------
 
@@ -148,7 +156,9 @@ class SolaxHybrid(Driver):
             self._remote_ok = True
             self._remote_ms = now_ms
 
-    # ---- stop: export limit 0, AC power 0 under remote control, then read both back ----------
+    # ---- stop: export limit 0, AC power 0 under remote control, read both back, then confirm
+    # by what the inverter does: its measured feed-in at most stop_tol_w (re-read every
+    # stop_retry_ms until it is).
 
     def stop_fill(self, req, step):
         if step == 0:
@@ -158,8 +168,10 @@ class SolaxHybrid(Driver):
         elif step <= 2:
             self._stop_step = 2
             req.read(self.unit, FC_READ_HOLDING, self.p["export_limit"], 1, 0)
-        else:
+        elif step == 3:
             req.read(self.unit, FC_READ_INPUT, 0x100, 4, 0)
+        else:
+            req.read(self.unit, FC_READ_INPUT, self.p["feed_in"], 2, 0)
         return 1
 
     def stop_result(self, req, step, now_ms):
@@ -177,6 +189,13 @@ class SolaxHybrid(Driver):
         if step == 2:
             if r[0] != 0:
                 return 0
-            return 3 if self.cfg["batt_control"] else -1
-        ok = r[0] == self.p["mode_power_control"] and r[2] == 0 and r[3] == 0
-        return -1 if ok else 1
+            return 3 if self.cfg["batt_control"] else 4
+        if step == 3:
+            ok = r[0] == self.p["mode_power_control"] and r[2] == 0 and r[3] == 0
+            return 4 if ok else 1
+        # feed-in, int32 low word first: negative (import) or at most stop_tol_w; the high
+        # word is looked at alone so nothing here leaves the small-int range
+        hi = r[1]
+        if hi & 0x8000 or (hi == 0 and r[0] <= self.cfg["stop_tol_w"]):
+            return -1
+        return 4  # export still flowing: read again (paced)

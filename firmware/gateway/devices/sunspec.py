@@ -5,7 +5,7 @@
 # of it: the inverter returns to its own (certified) behaviour if the gateway goes quiet.
 # Battery (optional, batt_control): model 124 StorCtl_Mod + OutWRte/InWRte with revert timer.
 # Model 802 battery: SoC, W; the device heartbeat Hb must move (else stale) and CtrlHb is written.
-from gateway.clock import ticks_add, ticks_diff
+from gateway.clock import saturate_age, ticks_add, ticks_diff
 from gateway.devices import sunspec_map as M
 from gateway.devices.base import COMMON_SCHEMA, Driver
 from gateway.modbus import rtu
@@ -155,6 +155,7 @@ class SunSpecInverter(Driver):
             if hb != self._hb_seen:
                 self._hb_seen = hb
                 self._hb_seen_ms = now_ms
+            self._hb_seen_ms = saturate_age(now_ms, self._hb_seen_ms, self.cfg["max_age_ms"])
             self.stale = ticks_diff(now_ms, self._hb_seen_ms) > self.cfg["max_age_ms"]
         if g[M.K_120] is not None and not self.cfg["wmax_w"]:
             w = M.scale(g[M.K_120][0], g[M.K_120][1])
@@ -278,6 +279,7 @@ class SunSpecInverter(Driver):
                 v[3] = self.cfg["revert_s"]
                 req.write(self.unit, self.addr[124] + M.O124_RATE, 4, _RATE)
                 return True
+        self._hb_ms = saturate_age(now_ms, self._hb_ms, self.cfg["ctrl_hb_ms"])
         if 802 in self.addr and (not self._hb_sent
                                  or ticks_diff(now_ms, self._hb_ms) >= self.cfg["ctrl_hb_ms"]):
             self._hb_n = (self._hb_n + 1) & 0xFFFF

@@ -3,7 +3,11 @@
 # SCHEMA follows the project rule {key: (default, lo, hi)}: ints with bounds, bools and
 # strings (default, None, None), choices (default, (a, b, ...), None). The channel list and
 # the optional linearisation table have their own shapes, checked here. Errors are
-# ConfigError (a ValueError) naming the key, e.g. "analog.channels[1].ma_per_v: ...".
+# gateway.schema.ConfigError (the one validator's) naming the key, e.g.
+# "analog.channels[1].ma_per_v: ...". Every key applies at start (LIVE is empty).
+from gateway.schema import ConfigError
+from gateway.schema import section as _section
+
 SCHEMA = {
     "path": ("adc", ("adc", "atm90e32"), None),  # direct ADC path or the metering IC
     "mode": ("uv", ("uv", "raw"), None),  # ESP32: read_uv() or raw codes + "lin" table
@@ -37,40 +41,12 @@ CHANNEL_SCHEMA = {
 }
 
 MAX_CHANNELS = 6
-
-
-class ConfigError(ValueError):
-    pass
+LIVE = ()
 
 
 def check(d, schema, where):
     """A new dict with defaults applied and every value checked; unknown keys are errors."""
-    if d is None:
-        d = {}
-    if not isinstance(d, dict):
-        raise ConfigError("%s: must be an object" % where)
-    out = {}
-    for key in d:
-        if key not in schema:
-            raise ConfigError("%s.%s: unknown key" % (where, key))
-    for key, (default, lo, hi) in schema.items():
-        v = d.get(key, default)
-        name = "%s.%s" % (where, key)
-        if isinstance(default, bool):
-            if not isinstance(v, bool):
-                raise ConfigError("%s: must be true or false" % name)
-        elif isinstance(default, int):
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise ConfigError("%s: must be an integer" % name)
-            if v < lo or v > hi:
-                raise ConfigError("%s: %d outside %d..%d" % (name, v, lo, hi))
-        elif isinstance(lo, tuple):
-            if v not in lo:
-                raise ConfigError("%s: %r not one of %s" % (name, v, ", ".join(lo)))
-        elif not isinstance(v, str):
-            raise ConfigError("%s: must be a string" % name)
-        out[key] = v
-    return out
+    return _section(where, schema, d, strict=True)
 
 
 def _lin(table, where):
@@ -99,6 +75,12 @@ def _lin(table, where):
     return out
 
 
+def _rule(cfg):
+    """Rules across keys of the flat section."""
+    if cfg["clip_lo_uv"] >= cfg["clip_hi_uv"]:
+        raise ConfigError("analog.clip_lo_uv: must be below clip_hi_uv")
+
+
 def validate(section):
     """The validated "analog" section: SCHEMA keys plus "channels" (list) and "lin"."""
     if section is None:
@@ -109,14 +91,12 @@ def validate(section):
     for k, v in section.items():
         if k not in ("channels", "lin", "sim", "atm90e32"):
             flat[k] = v
-    cfg = check(flat, SCHEMA, "analog")
+    cfg = _section("analog", SCHEMA, flat, strict=True, rule=_rule)
     chans = section.get("channels", [{}])
     if not isinstance(chans, list) or not 1 <= len(chans) <= MAX_CHANNELS:
         raise ConfigError("analog.channels: 1..%d channel objects" % MAX_CHANNELS)
     cfg["channels"] = [check(c, CHANNEL_SCHEMA, "analog.channels[%d]" % i)
                        for i, c in enumerate(chans)]
-    if cfg["clip_lo_uv"] >= cfg["clip_hi_uv"]:
-        raise ConfigError("analog.clip_lo_uv: must be below clip_hi_uv")
     lin = section.get("lin")
     cfg["lin"] = _lin(lin, "analog.lin") if lin is not None else None
     if cfg["mode"] == "raw" and cfg["lin"] is None:

@@ -1,9 +1,13 @@
 # The Modbus RTU bus master: ONE task owns the serial line and serves device drivers by priority.
 #
 # Priorities: SAFETY (stop commands) > COMMAND (setpoints, heartbeats, initialisation, one-off
-# requests) > POLL (periodic reads). A request on the wire is never cut short (on RS-485 that
-# would collide with the slave's reply), so a stop waits for at most one transaction in flight:
-# keep poll blocks short (max_poll_regs) and the response timeout tight.
+# requests) > POLL (periodic reads). A stop pre-empts whatever is in flight: no retry of any
+# other request while it is pending, a request not yet on the wire is withdrawn, a silent
+# slave's reply is given up `preempt_ms` after the request left the wire (not its timeout), and
+# one-off writes still queued when the stop comes are dropped, so nothing written before the
+# stop reaches a device after it. A frame being transmitted, or a reply being received, is
+# finished (on half-duplex RS-485 sending over it would collide): keep poll blocks short
+# (max_poll_regs).
 #
 # Drivers (gateway/devices) are small state machines the bus asks for work:
 #   drv.next(req, level, now_ms) -> bool  fill req for this priority level, or decline
@@ -27,6 +31,7 @@ SAFETY = const(0)
 COMMAND = const(1)
 POLL = const(2)
 _LEVELS = const(3)
+_CUT_POLL_MS = const(5)  # longest sleep with a pre-emptable request in flight
 
 STOP_NONE = const(0)
 STOP_PENDING = const(1)  # stop requested, not yet confirmed by every device
@@ -44,6 +49,10 @@ SCHEMA = {
     "offline_after": (3, 1, 50),  # consecutive failed transactions before a device is offline
     "offline_poll_ms": (5000, 200, 600000),  # probe period of an offline device
     "stop_retry_ms": (100, 10, 5000),  # pacing of stop writes to a device that fails them
+    # A stop gives up the reply to the request in flight when it has not started this long
+    # after the request left the wire (a reply that starts later may collide with the stop,
+    # which is then repeated after stop_retry_ms). Slaves answer within a few ms.
+    "preempt_ms": (50, 0, 1000),
     # Longest poll read: a stop waits for at most one transaction in flight. At 9600 baud a
     # 4-register poll is 8 + 13 bytes on the wire (24 ms), so the charger's stop is acknowledged
     # within ~24 + t3.5 + 8 + 8 bytes (~50 ms) plus the devices' turnaround.
@@ -111,6 +120,8 @@ class Health:
         self.last_exception = 0
 
     def record(self, status, now_ms):
+        if status == rtu.E_PREEMPTED:  # withdrawn by us: says nothing about the device
+            return
         self.last_status = status
         if status >= 0 or status <= rtu.EXC_BASE:
             self.t_ok_ms = now_ms
@@ -178,7 +189,7 @@ class Bus:
             if cfg and k in cfg and cfg[k] != getattr(uart, k):
                 raise ConfigError(f"bus.{k}: {cfg[k]!r} but the UART is set to "
                                   f"{getattr(uart, k)!r} (board file)")
-        self.link = Link(uart, c["char_timeout_ms"])
+        self.link = Link(uart, c["char_timeout_ms"], c["preempt_ms"])
         self.clock = clock
         self.timeout_ms = c["timeout_ms"]
         self.devices = []
@@ -198,6 +209,8 @@ class Bus:
         self.transactions = 0
         self.errors = 0
         self.retries = 0
+        self.preempted = 0  # requests withdrawn or given up for a stop
+        self.adhoc_dropped = 0  # one-off writes dropped because a stop came before they went out
         self.stops = 0  # submit_stop() calls
         self.exceptions = 0  # firmware exceptions caught by run() (should stay 0)
         self.busy_us_max = 0  # longest transaction, request start to outcome
@@ -221,6 +234,14 @@ class Bus:
         self.stop_state = STOP_PENDING
         for d in self.devices:
             d.arm_stop(now_ms)
+        if self._busy and self.req.level != SAFETY:
+            self.link.cut = True  # no retry, no waiting out a silent slave: the stop goes next
+        a = self._adhoc
+        if a.pending and a.fn != rtu.FC_READ_HOLDING and a.fn != rtu.FC_READ_INPUT and not (
+                self._busy and self.req.owner is a):
+            a.status = rtu.E_PREEMPTED  # a queued one-off write predates the stop: never sent
+            a.pending = False
+            self.adhoc_dropped += 1
 
     def release_stop(self):
         self.hold = False
@@ -279,7 +300,9 @@ class Bus:
         req = self.req
         if self._busy:
             if not link.poll(req, now_us):
-                return link.wait_us // 1000  # floor: under 1 ms left, just yield and look again
+                ms = link.wait_us // 1000  # floor: under 1 ms left, just yield and look again
+                # a stop may come (another task) while we sleep: look again soon to cut
+                return ms if ms < _CUT_POLL_MS or req.level == SAFETY else _CUT_POLL_MS
             self._finish(now_ms, now_us)
             if self._busy:
                 return 0
@@ -295,7 +318,8 @@ class Bus:
         self._t0_us = now_us
         link.begin(req, req.timeout_ms or self.timeout_ms)
         link.poll(req, now_us)
-        return link.wait_us // 1000  # floor: under 1 ms left, just yield and look again
+        ms = link.wait_us // 1000  # floor: under 1 ms left, just yield and look again
+        return ms if ms < _CUT_POLL_MS or req.level == SAFETY else _CUT_POLL_MS
 
     def _finish(self, now_ms, now_us):
         req = self.req
@@ -305,12 +329,17 @@ class Bus:
         self.busy_us_max = max(self.busy_us_max, cost)
         if st == rtu.E_TIMEOUT and cost > self.timeout_cost_us_max:
             self.timeout_cost_us_max = cost
-        if st < 0:
+        if st == rtu.E_PREEMPTED:
+            self.preempted += 1
+        elif st < 0:
             self.errors += 1
         self._tries -= 1
         req.owner.health.record(st, now_ms)
-        retry = (rtu.EXC_BASE < st < 0) or st == rtu.EXC_BASE - rtu.DEVICE_BUSY
-        if retry and self._tries > 0 and not (req.level == POLL and self.stop_state == STOP_PENDING):
+        retry = (rtu.EXC_BASE < st < 0 and st != rtu.E_PREEMPTED) or \
+            st == rtu.EXC_BASE - rtu.DEVICE_BUSY
+        # while a stop is pending only its own writes and read-backs are retried: a retry of
+        # anything else would delay the stop and could resend a setpoint from before it
+        if retry and self._tries > 0 and (req.level == SAFETY or self.stop_state != STOP_PENDING):
             self.retries += 1
             self._t0_us = now_us
             self.link.restart()

@@ -8,6 +8,12 @@
 #
 # poll() never waits: it does what the line allows now and leaves in `wait_us` how long the
 # caller may sleep before the next poll. Time is a 30-bit microsecond tick (clock.ticks_diff).
+#
+# Pre-emption (`cut`, set by the bus when a stop is submitted): a request not yet on the wire is
+# withdrawn; one being transmitted finishes (RS-485 is half duplex: the frame cannot be taken
+# back); a reply that has started is received to its end (sending over it would collide); a
+# reply that has not started `preempt_us` after the request left the wire is given up at once
+# instead of waiting out the response timeout. The outcome is rtu.E_PREEMPTED.
 # Nothing here allocates after warm-up (one memoryview per distinct request length, cached).
 from micropython import const
 
@@ -23,8 +29,10 @@ _POLL_US = const(1000)  # how often to look at the UART while a reply is due
 
 
 class Link:
-    def __init__(self, uart, char_timeout_ms=0):
+    def __init__(self, uart, char_timeout_ms=0, preempt_ms=50):
         self.uart = uart
+        self.preempt_us = preempt_ms * 1000
+        self.cut = False  # a stop wants the line: withdraw / give up the transaction in flight
         baud = uart.baud
         bits = 10 + (0 if uart.parity == "N" else 1) + (uart.stop - 1)
         self.char_us = (bits * 1000000 + baud - 1) // baud
@@ -49,10 +57,12 @@ class Link:
         self._deadline_us = 0
         self._expect_us = 0
         self._txe_us = 0
+        self._rx0_us = 0  # when the request left the wire
         self._timeout_us = 0
         # counters
         self.resyncs = 0  # replies found after leading garbage
         self.discarded = 0  # bytes dropped: unsolicited, during our transmission, overflow
+        self.frames = 0  # requests put on the wire (retries included)
 
     def frame_us(self, nbytes):
         return nbytes * self.char_us
@@ -75,6 +85,7 @@ class Link:
         self._timeout_us = timeout_ms * 1000
         self.state = _GAP
         self.wait_us = 0
+        self.cut = False
 
     def restart(self):
         """Send the same frame again (a retry)."""
@@ -114,6 +125,9 @@ class Link:
         """Advance the transaction; True when req.status holds its outcome."""
         st = self.state
         if st == _GAP:
+            if self.cut:  # not on the wire yet: withdrawn
+                req.status = rtu.E_PREEMPTED
+                return self._done()
             self._drain(now_us, False)
             quiet = ticks_diff(now_us, self.line_us)
             # line_us is always in the past; a "future" one is a stale tick from more than
@@ -122,6 +136,7 @@ class Link:
                 self.wait_us = self.t35_us - quiet
                 return False
             self.uart.write(self._view)
+            self.frames = (self.frames + 1) & 0x3FFFFFFF  # small int: wraps like ticks
             self.state = _TX
             self._txe_us = ticks_add(now_us, self.txn * self.char_us)  # when it leaves the wire
             self.wait_us = self.txn * self.char_us
@@ -134,6 +149,7 @@ class Link:
                 return False
             self.uart.end_tx()
             self.line_us = now_us
+            self._rx0_us = now_us
             self.rxn = 0
             self._deadline_us = ticks_add(now_us, self._timeout_us)
             self._expect_us = ticks_add(now_us, rtu.reply_len(req.fn, req.count) * self.char_us)
@@ -161,6 +177,12 @@ class Link:
             if left <= 0:
                 req.status = rtu.E_TIMEOUT
                 return self._done()
+            if self.cut:  # no reply has started: give it preempt_us from the end of the request
+                cut = self.preempt_us - ticks_diff(now_us, self._rx0_us)
+                if cut <= 0:
+                    req.status = rtu.E_PREEMPTED
+                    return self._done()
+                left = min(left, cut)
             early = ticks_diff(self._expect_us, now_us)
             self.wait_us = min(left, max(_POLL_US, early))
             return False
@@ -169,6 +191,7 @@ class Link:
     def _done(self):
         self.state = _IDLE
         self.wait_us = 0
+        self.cut = False
         return True
 
     def abort(self, now_us):

@@ -25,6 +25,7 @@ E_CRC = const(-2)  # a frame of the expected shape with a bad CRC
 E_ADDRESS = const(-3)  # a valid frame from another slave address
 E_FUNCTION = const(-4)  # a valid frame from our slave with another function code
 E_MALFORMED = const(-5)  # truncated, wrong length/byte count, bad echo, garbage
+E_PREEMPTED = const(-6)  # withdrawn by the master: a stop took the line (no fault of the slave)
 EXC_BASE = const(-256)  # a Modbus exception reply: status = EXC_BASE - code
 
 # Exception codes (application protocol 7)
@@ -294,6 +295,10 @@ class MalformedFrame(ModbusError):
     pass
 
 
+class Preempted(ModbusError):
+    """The request was withdrawn (not sent, or its reply given up) because a stop came first."""
+
+
 class UnexpectedReply(ModbusError):
     """A reply from another slave address or with another function code."""
 
@@ -328,6 +333,8 @@ def error(status, unit=0, fn=0):
         return UnexpectedReply(unit, fn, "address")
     if status == E_FUNCTION:
         return UnexpectedReply(unit, fn, "function")
+    if status == E_PREEMPTED:
+        return Preempted(f"request to unit {unit} function {fn} withdrawn: a stop took the line")
     return MalformedFrame(f"malformed reply from unit {unit} function {fn}")
 
 
