@@ -1,5 +1,8 @@
 # The bus master with the reference charger driver on a virtual-time RS-485 line (both runtimes):
 # scheduling, serial-line timing, health, setpoint writer, watchdog refresh, stop, no allocation.
+# mpytest: heap=128k
+# (on this port the bus, link, codec, drivers, records and test fakes load ~60 KB of bytecode
+# into the heap; frozen on a board, and on the ESP32-like tier, it all stays in flash)
 import unittest
 
 from fakeline import FakeUart, RefChargerSlave, VClock, run
