@@ -5,7 +5,6 @@ import array
 import sys
 
 import unittest
-from gateway import metering as M
 from gateway.metering import fixed as fx
 from gateway.metering import kernel
 from gateway.metering.config import ConfigError, validate
@@ -188,38 +187,3 @@ class Service(unittest.TestCase):
         # The loop is held for one capture chunk at most (a half-cycle + margins).
         self.assertTrue(lag[0] <= 40, "event loop held %d ms" % lag[0])
         sys.stdout.write("(service: %d windows, loop held <= %d ms) " % (meter.seq, lag[0]))
-
-    @unittest.skipUnless(MPY, "real time: the unix port's ticks and asyncio")
-    def test_without_voltage_the_service_still_yields(self):
-        # Each capture without voltage ends its window at once and is published without a
-        # turn for other tasks: the service must still yield once per window.
-        import asyncio
-
-        from gateway.clock import Clock
-        from gateway.metering import service
-        from gateway.model import Meter
-        from gateway.ports.sim_analog import SimAnalog
-
-        rig = Rig()
-        rig.truth.v_present = False
-        fe = SimAnalog(rig.truth, rig.cfg)
-        meter = Meter()
-        ticks = [0]
-
-        async def ticker():
-            while True:
-                await asyncio.sleep_ms(0)
-                ticks[0] += 1
-
-        async def main():
-            tk = asyncio.create_task(ticker())
-            task = asyncio.create_task(service.run(fe, meter, rig.cfg, Clock()))
-            await asyncio.sleep_ms(300)
-            task.cancel()
-            tk.cancel()
-
-        asyncio.run(main())
-        self.assertTrue(meter.seq >= 5, "%d windows in 0.3 s" % meter.seq)
-        self.assertFalse(meter.valid)
-        self.assertTrue(meter.flags & M.FLAG_NO_VOLTAGE)
-        self.assertTrue(ticks[0] >= meter.seq - 1, "%d turns for the other task" % ticks[0])
