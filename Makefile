@@ -2,6 +2,8 @@
 #   make sim    the whole firmware on the MicroPython unix port running a simulated house
 #   make test   every test, on CPython and on the MicroPython unix port
 # Every target sets up what it needs first (fast when already set up).
+# MPY_DIR=<a MicroPython checkout> adds the ESP32-like runtime (32-bit words, float32,
+# the firmware frozen): make setup builds it, make test runs the firmware tests on it too.
 
 SHELL := /bin/bash
 PY := .venv/bin/python
@@ -13,17 +15,27 @@ PORT ?=
 BOARD ?=
 FIRMWARE ?=
 CONFIG ?=
+RUNTIME ?=
 
-.PHONY: setup test test-host test-mpy lint sizes sim build deploy console flash bench clean
+.PHONY: setup test test-host test-mpy test-esp32like esp32like-tier lint sizes sim build deploy \
+	console flash bench clean
 
 setup:
 	@tools/setup.sh
 
-test: setup lint sizes test-mpy test-host
+test: setup lint sizes test-mpy esp32like-tier test-host
 	@echo "make test: all passed"
 
 test-mpy: setup
 	@tools/test-mpy
+
+# The firmware tests on the ESP32-like runtime (needs MPY_DIR, or a current build).
+test-esp32like: setup
+	@tools/test-mpy --runtime esp32like
+
+# In make test: the same, or one line saying it was skipped and how to enable it.
+esp32like-tier: setup
+	@tools/test-mpy --runtime esp32like --or-skip
 
 test-host: setup
 	@$(PY) -m pytest -q host_tests
@@ -36,7 +48,7 @@ sizes: setup
 
 sim: setup
 	@tools/sim $(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(START),--start $(START)) \
-		$(if $(DURATION),--duration $(DURATION))
+		$(if $(DURATION),--duration $(DURATION)) $(if $(RUNTIME),--runtime $(RUNTIME))
 
 build: setup
 	@tools/build

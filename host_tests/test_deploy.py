@@ -14,7 +14,7 @@ def _run(*args, timeout=300):
                           capture_output=True, text=True, check=False, timeout=timeout)
 
 
-def test_build_makes_a_deployable_tree_and_manifest(tmp_path):
+def test_build_makes_a_deployable_tree_and_names_the_manifest(tmp_path):
     p = _run("build", "--out", str(tmp_path))
     assert p.returncode == 0, p.stdout + p.stderr
     tree = tmp_path / "firmware"
@@ -23,8 +23,11 @@ def test_build_makes_a_deployable_tree_and_manifest(tmp_path):
     assert not list(tree.rglob("gateway/**/*.py")), "modules are deployed compiled"
     with open(tree / "gateway" / "app.mpy", "rb") as f:
         assert f.read(1) == b"M", "not an .mpy file"
-    manifest = (tmp_path / "manifest.py").read_text()
-    assert 'package("gateway"' in manifest and "opt=3" in manifest
+    assert not (tree / "manifest.py").exists(), "the manifest is build input, not firmware"
+    assert "FROZEN_MANIFEST=firmware/manifest.py" in p.stdout
+    with open(os.path.join(paths.FIRMWARE, "manifest.py")) as f:
+        manifest = f.read()
+    assert 'package("gateway", opt=3)' in manifest and 'include("$(MPY_DIR)/extmod/asyncio")' in manifest
     sizes = (tmp_path / "sizes.txt").read_text()
     assert "total .mpy (xtensawin)" in sizes and "budget" in sizes
 

@@ -44,6 +44,8 @@ def _firmware_modules():
         for f in files:
             if f.endswith(".py"):
                 p = os.path.join(d, f)
+                if p == os.path.join(paths.FIRMWARE, "manifest.py"):
+                    continue  # what a frozen image holds: build input, not a module
                 name = os.path.relpath(p, paths.FIRMWARE)[:-3].replace(os.sep, ".")
                 name = name[:-len(".__init__")] if name.endswith(".__init__") else name
                 if name.startswith("gateway."):

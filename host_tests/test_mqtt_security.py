@@ -83,7 +83,8 @@ def test_only_named_users_command_the_gateway():
             t = time.monotonic()
             ha.publish(root + "/cmd", '{"id": 6, "mode": "v1g"}', qos=1)
             assert _reply(ha, root, 6, since=t) == {"id": 6, "result": "accepted",
-                                                    "applied": {"mode": "v1g"}}
+                                                    "applied": {"mode": "v1g"},
+                                                    "at_restart": []}
             assert node.wait_stats(lambda s: s["mode"] == "v1g", 5)["received"] > n0
 
 
@@ -105,5 +106,6 @@ def test_a_flood_of_junk_never_blocks_stop_now():
         s = node.wait_stats(lambda s: s["stops"] == 1, 5)
         assert s["mode"] == "off", s
         assert _reply(obs, root, 77, since=t) == {"id": 77, "result": "accepted",
-                                                   "applied": {"stop_now": True}}
+                                                   "applied": {"stop_now": True},
+                                                   "at_restart": []}
         assert s["rejected"] >= 240 and s["accepted"] <= 10, s  # the junk was refused

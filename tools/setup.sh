@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # One-command setup (`make setup`): system packages the tests need, the host
 # virtual environment with pinned tools, and the MicroPython-only packages.
-# Idempotent: a stamp keyed on the pinned inputs makes a re-run take well under a second.
+# With MPY_DIR set (a MicroPython checkout), also the ESP32-like runtime: a 32-bit,
+# float32 unix port with the firmware frozen (tools/gwhost/esp32like.py), needing apt
+# gcc-multilib. Idempotent: stamps keyed on the inputs make a re-run take well under a
+# second (the ESP32-like build is redone only when firmware/ or the manifest changed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,23 +19,46 @@ missing_cmds() {
   done
 }
 
+apt_install() {
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  if command -v apt-get >/dev/null 2>&1; then
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  else
+    echo "setup: apt-get not found; install $* by hand" >&2
+    exit 1
+  fi
+}
+
+# The ESP32-like runtime, when MPY_DIR names a MicroPython checkout. A quick check first:
+# the build's stamp is newer than every frozen input and names the same checkout.
+esp32like() {
+  [ -n "${MPY_DIR:-}" ] || return 0
+  local st=build/esp32like/stamp src
+  src=$(cd "$MPY_DIR" 2>/dev/null && pwd) || { echo "setup: MPY_DIR=$MPY_DIR: no such folder" >&2; exit 1; }
+  if [ -x build/esp32like/micropython ] && [ -f "$st" ] && [ "$(sed -n 3p "$st")" = "$src" ] &&
+     [ -z "$(find firmware tools/gwhost/esp32like.py "$src/py/mpconfig.h" -newer "$st" -print -quit 2>/dev/null)" ]; then
+    return 0
+  fi
+  if ! dpkg-query -W -f='${Status}' gcc-multilib 2>/dev/null | grep -q "ok installed"; then
+    echo "setup: installing system packages: gcc-multilib (32-bit builds)"
+    apt_install gcc-multilib
+  fi
+  PYTHONPATH=tools .venv/bin/python -m gwhost.esp32like build
+}
+
 if [ -f "$stamp" ] && [ -z "$(missing_cmds)" ] && [ -x .venv/bin/micropython ]; then
+  esp32like
   exit 0
 fi
 
 # 1. System packages (Debian): only when a command is missing.
 if [ -n "$(missing_cmds)" ]; then
   echo "setup: installing system packages: $APT_PKGS"
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  if command -v apt-get >/dev/null 2>&1; then
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $APT_PKGS >/dev/null
-    # The Debian package starts a system broker on 1883; the project never uses it.
-  else
-    echo "setup: apt-get not found; install $APT_PKGS by hand" >&2
-    exit 1
-  fi
+  # shellcheck disable=SC2086
+  apt_install $APT_PKGS
+  # The Debian package starts a system broker on 1883; the project never uses it.
 fi
 
 # 2. Host virtual environment with the pinned tools.
@@ -49,4 +75,5 @@ echo "setup: installing pinned host tools"
 
 rm -f .venv/.stamp-setup-*
 touch "$stamp"
+esp32like
 echo "setup: done"

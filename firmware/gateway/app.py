@@ -36,6 +36,26 @@ SCHEMA = {
 }
 
 
+def largest_free_block():
+    """The biggest bytearray the heap can still hold (fragmentation), in bytes, by a
+    binary search of trial allocations in 16-byte steps; -1 where the runtime has no
+    gc.mem_free (CPython). Allocates: called once, when the gateway stops."""
+    if not hasattr(gc, "mem_free"):
+        return -1
+    gc.collect()
+    lo, hi = 0, gc.mem_free()
+    while hi - lo > 16:
+        mid = (lo + hi) // 2
+        try:
+            b = bytearray(mid)
+        except MemoryError:
+            hi = mid
+            continue
+        b = None  # noqa: F841 - dropped before the next try
+        gc.collect()
+        lo = mid
+    return lo
+
 class Gateway:
     """Everything one running gateway owns. The safety task alone energises the
     interlock; the contact IRQ and the safe-state path can only de-energise it.
@@ -64,6 +84,9 @@ class Gateway:
         self.stopping = False
         self.lag = Lag()  # event-loop lag, measured by monitor()
         self.heap_peak_bytes = 0
+        self.heap_live_bytes = 0  # after the last once-a-second collection
+        self.heap_min_free_bytes = -1  # -1: not measured yet
+        self.heap_largest_free_bytes = -1  # measured once, when the gateway stops
         self.safe_reason = "boot"
         self._stop_seq = 0
         self.extra_services = []  # (name, factory): tests and optional services
@@ -295,7 +318,11 @@ class Gateway:
             if ticks_diff(now, last_report) >= 1000:
                 last_report = now
                 gc.collect()  # the chosen point of each second: what stays is live data
-                self.heap_peak_bytes = max(self.heap_peak_bytes, gc.mem_alloc())
+                self.heap_live_bytes = gc.mem_alloc()
+                self.heap_peak_bytes = max(self.heap_peak_bytes, self.heap_live_bytes)
+                free = gc.mem_free()
+                if self.heap_min_free_bytes < 0 or free < self.heap_min_free_bytes:
+                    self.heap_min_free_bytes = free
                 self.board.report("stats", self.stats_line())
 
     def stats_line(self):
@@ -304,9 +331,12 @@ class Gateway:
         if b is not None:
             c.modbus_ok = b.transactions - b.errors
             c.modbus_errors = b.errors
-        return "lag_ms=%d heap_peak=%d exceptions=%d mb_tx=%d mb_err=%d mqtt_drops=%d" % (
-            self.lag.max_ms, self.heap_peak_bytes, self.exceptions(),
-            c.modbus_ok + c.modbus_errors, c.modbus_errors, c.mqtt_drops)
+        return ("lag_ms=%d heap=%d heap_peak=%d heap_free_min=%d heap_largest_free=%d "
+                "exceptions=%d mb_tx=%d mb_err=%d mqtt_drops=%d" % (
+                    self.lag.max_ms, self.heap_live_bytes, self.heap_peak_bytes,
+                    self.heap_min_free_bytes,
+                    self.heap_largest_free_bytes, self.exceptions(),
+                    c.modbus_ok + c.modbus_errors, c.modbus_errors, c.mqtt_drops))
 
     def exceptions(self):
         n = 0
@@ -350,6 +380,7 @@ class Gateway:
             await self.watch_stop(duration_ms)
         finally:
             self.safe_state("stop")
+            self.heap_largest_free_bytes = largest_free_block()
             self.board.report("stats", self.stats_line())
             for t in tasks:
                 t.cancel()

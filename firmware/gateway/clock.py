@@ -5,7 +5,9 @@
 # wraps its own ticks, so the board clock masks them to 30 bits: the wrap is
 # then exercised on the host too. Core modules take `now_ms` as an argument and
 # only ever compare ticks through ticks_diff(); they never read a clock.
-# Every value here is a small int (< 2**30): no allocation.
+# Every value here, intermediates included, stays a small int on a 32-bit word
+# (inside +-2**30): no allocation on an ESP32. TICKS_PERIOD itself (2**30) is no
+# small int there, so no hot path computes with it.
 from micropython import const
 
 TICKS_PERIOD = const(0x40000000)  # 2**30
@@ -14,18 +16,27 @@ _HALF = const(0x20000000)
 
 
 def ticks_add(t, delta):
-    """t + delta (ms), wrapped; |delta| < 2**29."""
-    return (t + delta) & TICKS_MAX
+    """t + delta (ms), wrapped; t a tick, |delta| < 2**30.
+
+    t + delta itself may pass 2**30 (a long on a 32-bit word): a forward step is taken
+    as t + (delta - TICKS_MAX), which stays inside +-2**30, then brought back.
+    """
+    if delta < 0:
+        return (t + delta) & TICKS_MAX
+    t += delta - TICKS_MAX  # the true sum minus 2**30 - 1
+    if t > 0:  # the sum wrapped
+        return (t - 1) & TICKS_MAX
+    return (t + TICKS_MAX) & TICKS_MAX
 
 
 def ticks_diff(a, b):
     """Signed a - b (ms) for ticks less than 2**29 apart, across the wrap.
 
     Every intermediate stays inside the ESP32's small-int range (+/-2**30): a - b does,
-    while a - b + 2**29 would not.
+    while a - b + 2**29 or d - 2**30 would not.
     """
     d = (a - b) & TICKS_MAX
-    return d - TICKS_PERIOD if d >= _HALF else d
+    return d - TICKS_MAX - 1 if d >= _HALF else d
 
 
 def elapsed(now, since):
@@ -51,7 +62,7 @@ class Clock:
         self._off = offset_ms
 
     def now_ms(self):
-        return (self._src() + self._off) & TICKS_MAX
+        return ticks_add(self._src() & TICKS_MAX, self._off)
 
 
 class ManualClock:
@@ -64,7 +75,7 @@ class ManualClock:
         return self.t
 
     def advance(self, ms):
-        self.t = (self.t + ms) & TICKS_MAX
+        self.t = ticks_add(self.t, ms)
         return self.t
 
 

@@ -103,8 +103,20 @@ def parse_text(name, text, spec):
     return check(name, v, spec)
 
 
+def default(spec):
+    """The default of a spec as a value the hot paths can compute with for free.
+
+    Rule for every place a default is materialised: take it through here. Frozen into
+    an image (as production runs), an int outside +-8191 in a constant tuple, such as a
+    spec, is a long object; arithmetic on it then allocates on every use (a safety tick,
+    a control step). `+ 0` gives back the small int (to +-2**30 on an ESP32).
+    """
+    v = spec[0]
+    return v + 0 if type(v) is int else v
+
+
 def defaults(schemas):
-    return {sec: {k: spec[0] for k, spec in sch.items()} for sec, sch in schemas.items()}
+    return {sec: {k: default(spec) for k, spec in sch.items()} for sec, sch in schemas.items()}
 
 
 def section(sec, sch, vals, warnings=None, strict=False, rule=None, secrets=None):
@@ -120,7 +132,7 @@ def section(sec, sch, vals, warnings=None, strict=False, rule=None, secrets=None
         raise ConfigError("%s: expected an object, got %s" % (sec, _show(vals)))
     out = {}
     for k, spec in sch.items():
-        out[k] = spec[0]
+        out[k] = default(spec)  # a small int, even when frozen
     for k, v in vals.items():
         ks = k if isinstance(k, str) else _show(k)
         name = "%s.%s" % (sec, ks)

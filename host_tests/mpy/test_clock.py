@@ -67,6 +67,36 @@ class SmallIntRange(unittest.TestCase):
         self.assertEqual(ticks_diff(0x1FFFFFFF, 0), 0x1FFFFFFF)
         self.assertEqual(ticks_diff(0x20000000, 0), -0x20000000)
 
+    def test_no_allocation_on_a_32_bit_word_at_the_edges(self):
+        # On an ESP32 any intermediate past +-2**30 is a heap-allocated long: the sums that
+        # cross the wrap and the negative differences must not make one (proved under
+        # heap_lock on the ESP32-like runtime; the 64-bit port checks the values).
+        import micropython
+
+        ts = (0, 1, 5, 0x1FFFFFFF, 0x20000000, TICKS_MAX - 7, TICKS_MAX)
+        ds = (0, 1, -1, 7, -7, 0x1FFFFFFF, -0x1FFFFFFF, TICKS_MAX, -TICKS_MAX)
+        n = len(ts) * len(ds)
+        got_add = [0] * n
+        got_diff = [0] * n
+        micropython.heap_lock()
+        try:
+            k = 0
+            for t in ts:
+                for d in ds:
+                    got_add[k] = ticks_add(t, d)
+                    got_diff[k] = ticks_diff(t, d & TICKS_MAX)
+                    k += 1
+        finally:
+            micropython.heap_unlock()
+        k = 0
+        for t in ts:
+            for d in ds:
+                self.assertEqual(got_add[k], (t + d) % TICKS_PERIOD, (t, d))
+                want = (t - (d & TICKS_MAX)) % TICKS_PERIOD
+                if want >= TICKS_PERIOD // 2:
+                    want -= TICKS_PERIOD
+                self.assertEqual(got_diff[k], want, (t, d))
+                k += 1
 
 DAY_MS = 86400000
 

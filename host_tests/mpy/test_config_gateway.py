@@ -1,4 +1,5 @@
 # mpytest: heap=512k
+# mpytest: esp32like-heap=200k (keeps two whole gateways alive at once; a board holds one gateway)
 # (the whole app's bytecode is loaded into the heap on the unix port; a board runs it frozen)
 # The configuration in the gateway as main.py builds it (wiring.build):
 # - a file that fails validation never yields a silently different safety behaviour:

@@ -5,6 +5,7 @@
 # the parser is strict; on MicroPython `strict()` also refuses raw control characters,
 # which its lenient parser would take.
 # mpytest: heap=512k
+# mpytest: esp32like-heap=200k (2000-character hostile strings and their JSON copies beside a whole gateway)
 # (telemetry, commands, plan, tariff and discovery together; see test_plan_wiring.py)
 import json
 import unittest

@@ -95,7 +95,8 @@ class Kernels(unittest.TestCase):
         self.assertIs(kernel.select("auto"), kernel.PLAIN)
         self.assertRaises(ValueError, kernel.select, "viper")
 
-    @unittest.skipUnless(MPY, "viper exists on MicroPython only")
+    @unittest.skipUnless(MPY and sim_synth.VIPER is not None,
+                         "the viper synth runs on 64-bit MicroPython only")
     def test_synth_viper_equals_plain(self):
         par = [1650000, 800000, 240000, 160000, 123456789, 987654321, 55555, 2000, 760, 0,
                4078]

@@ -1,8 +1,9 @@
 """Compile the firmware with mpy-cross for the ESP32 and report sizes.
 
 `tools/build` (make build) writes build/firmware/ (a deployable tree of .mpy
-files, main.py kept as source as MicroPython runs it by name), build/sizes.txt
-and build/manifest.py (to freeze the firmware into a custom image). It exits 1
+files, main.py kept as source as MicroPython runs it by name) and build/sizes.txt.
+A production image freezes the firmware instead, from the checked-in
+firmware/manifest.py (MANIFEST; the host's ESP32-like runtime is built from it too). It exits 1
 when a file does not compile or a size budget is exceeded. Budgets are for
 bytecode on flash; RAM use is measured on the unix port by the tests.
 """
@@ -19,13 +20,14 @@ from gwhost import paths
 FILE_BUDGET = 12 * 1024
 TOTAL_BUDGET = 160 * 1024
 ARCH = "xtensawin"
+MANIFEST = os.path.join(paths.FIRMWARE, "manifest.py")
 
 
 def firmware_files():
     out = []
     for d, _, files in os.walk(paths.FIRMWARE):
         out += [os.path.join(d, f) for f in files if f.endswith(".py")]
-    return sorted(out)
+    return sorted(p for p in out if p != MANIFEST)  # the manifest is build input, not firmware
 
 
 def compile_all(dest, arch=ARCH):
@@ -67,19 +69,12 @@ def report(rows):
 
 
 def write_tree(build):
-    """build/firmware: .mpy modules plus main.py as source; build/manifest.py."""
+    """build/firmware: .mpy modules plus main.py as source."""
     tree = os.path.join(build, "firmware")
     shutil.rmtree(tree, ignore_errors=True)
     rows = compile_all(tree)
     os.remove(os.path.join(tree, "main.mpy"))
     shutil.copy(os.path.join(paths.FIRMWARE, "main.py"), os.path.join(tree, "main.py"))
-    with open(os.path.join(build, "manifest.py"), "w") as f:
-        f.write("# Freeze the gateway firmware into a MicroPython image:\n"
-                "#   make BOARD=ESP32_GENERIC FROZEN_MANIFEST=<this file> (ports/esp32)\n"
-                "# Paths are relative to this file's folder (build/).\n"
-                'include("$(PORT_DIR)/boards/manifest.py")\n'
-                'package("gateway", base_path="../firmware", opt=3)\n'
-                'module("main.py", base_path="../firmware", opt=3)\n')
     return rows
 
 
@@ -101,6 +96,8 @@ def main(argv=None):
         with open(os.path.join(args.out, "sizes.txt"), "w") as f:
             f.write(table + "\n")
         print("deployable tree: %s" % os.path.relpath(os.path.join(args.out, "firmware")))
+        print("frozen image: make -C $MPY_DIR/ports/esp32 BOARD=ESP32_GENERIC FROZEN_MANIFEST=%s"
+              % os.path.relpath(MANIFEST))
     for p in problems:
         print("build: error: " + p, file=sys.stderr)
     return 1 if problems else 0

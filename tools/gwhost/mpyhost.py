@@ -33,6 +33,8 @@ def compiled_firmware():
                     continue
                 src = os.path.join(d, f)
                 rel = os.path.relpath(src, paths.FIRMWARE)
+                if rel == "manifest.py":  # build input for frozen images, not a module
+                    continue
                 if rel == "main.py":
                     dst = os.path.join(OUT, rel)
                 else:

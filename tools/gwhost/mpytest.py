@@ -5,7 +5,15 @@ ESP32-like heap without PSRAM), through tools/mpytest/runner.py, two at a time.
 The exit status is non-zero when any file fails, errors, cannot be imported,
 runs no test, or does not finish within its time limit.
 
-Usage: tools/test-mpy [FILE_OR_DIR ...]   (default: host_tests/mpy)
+Two runtimes (--runtime):
+- unix64 (default): the PyPI unix port (64-bit words, double floats) with the firmware
+  compiled to .mpy files in the heap (build/mpy-x64); a file may ask for a bigger heap.
+- esp32like: build/esp32like/micropython (32-bit words, float32, the firmware frozen;
+  gwhost.esp32like), every file at 110 KB unless it says why not in an
+  `# mpytest: esp32like-heap=...` line. The runner lives outside any firmware tree, so
+  only the frozen `gateway` package can be imported. `make test-esp32like`.
+
+Usage: tools/test-mpy [--runtime unix64|esp32like] [FILE_OR_DIR ...]   (default: host_tests/mpy)
 """
 
 import argparse
@@ -16,7 +24,7 @@ import subprocess
 import sys
 import time
 
-from gwhost import paths
+from gwhost import esp32like, paths
 
 RUNNER = os.path.join(paths.ROOT, "tools", "mpytest", "runner.py")
 SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed, (\d+) skipped$", re.M)
@@ -34,6 +42,9 @@ def collect(targets):
 
 
 HEAP_DIRECTIVE = re.compile(r"^# mpytest: heap=(\d+k)\b", re.M)
+# On the ESP32-like runtime every file runs at the board's 110 KB, unless it names why it
+# cannot (`# mpytest: esp32like-heap=200k (reason)`); the run lists those files.
+ESP32LIKE_DIRECTIVE = re.compile(r"^# mpytest: esp32like-heap=(\d+k)\b", re.M)
 
 
 def file_heap(path, default):
@@ -44,13 +55,37 @@ def file_heap(path, default):
     return m.group(1) if m else default
 
 
-def run_file(path, heap, timeout):
-    heap = file_heap(path, heap)
-    cmd = [paths.MICROPYTHON, "-X", "heapsize=" + heap, RUNNER, path]
+class Runtime:
+    """How to start one MicroPython for the tests."""
+
+    def __init__(self, name):
+        self.name = name
+        if name == "esp32like":
+            self.binary = esp32like.BINARY
+            self.env = esp32like.env()
+            self.frozen = True
+        else:
+            self.binary = paths.MICROPYTHON
+            self.env = paths.micropython_env()
+            self.frozen = False
+
+    def heap(self, path, default):
+        # Frozen firmware keeps its bytecode in flash: every file gets the board's heap,
+        # unless it says why it needs more (ESP32LIKE_DIRECTIVE).
+        if not self.frozen:
+            return file_heap(path, default)
+        with open(path) as f:
+            m = ESP32LIKE_DIRECTIVE.search(f.read(2000))
+        return m.group(1) if m else default
+
+
+def run_file(path, heap, timeout, rt):
+    heap = rt.heap(path, heap)
+    cmd = [rt.binary, "-X", "heapsize=" + heap, RUNNER, path]
     t0 = time.monotonic()
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                           env=paths.micropython_env(), cwd=paths.ROOT, check=False)
+                           env=rt.env, cwd=paths.ROOT, check=False)
         out, rc = p.stdout + p.stderr, p.returncode
     except subprocess.TimeoutExpired as e:
         out = (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
@@ -66,6 +101,9 @@ def run_file(path, heap, timeout):
 def main(argv=None):
     ap = argparse.ArgumentParser(description="firmware tests on the MicroPython unix port")
     ap.add_argument("targets", nargs="*", default=[os.path.join("host_tests", "mpy")])
+    ap.add_argument("--runtime", choices=["unix64", "esp32like"], default="unix64")
+    ap.add_argument("--or-skip", action="store_true",
+                    help="when the runtime is not built (or stale), say so in one line and exit 0")
     ap.add_argument("--heap", default=paths.HEAP)
     ap.add_argument("--timeout", type=int, default=600)
     ap.add_argument("-j", "--jobs", type=int, default=2)
@@ -76,21 +114,32 @@ def main(argv=None):
     if not files:
         print("test-mpy: no test files found", file=sys.stderr)
         return 2
+    if args.runtime == "esp32like" and esp32like.status() != "current":
+        why = "built from other firmware" if esp32like.available() else "not built"
+        if args.or_skip:
+            print("test-mpy: ESP32-like tier skipped (runtime %s): to enable it, %s"
+                  % (why, esp32like.ENABLE_HINT))
+            return 0
+        print("test-mpy: the ESP32-like runtime is %s: %s" % (why, esp32like.ENABLE_HINT),
+              file=sys.stderr)
+        return 2
+    rt = Runtime(args.runtime)
     tot_p = tot_f = tot_s = 0
     with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as ex:
-        futs = [ex.submit(run_file, f, args.heap, args.timeout) for f in files]
+        futs = [ex.submit(run_file, f, args.heap, args.timeout, rt) for f in files]
         for fut in futs:
             path, rc, p, f, s, out, dt = fut.result()
             tot_p, tot_f, tot_s = tot_p + p, tot_f + f, tot_s + s
             rel = os.path.relpath(path, paths.ROOT)
             status = "ok" if f == 0 and rc == 0 else "FAILED"
-            heap = file_heap(path, args.heap)
+            heap = rt.heap(path, args.heap)
             note = "" if heap == args.heap else "  (heap %s)" % heap
             print("%-52s %3d passed %2d failed %5.1f s  %s%s" % (rel, p, f, dt, status, note))
             if status != "ok" or args.verbose:
                 print(out)
-    print("micropython -X heapsize=%s: %d passed, %d failed, %d skipped"
-          % (args.heap, tot_p, tot_f, tot_s))
+    print("%s -X heapsize=%s: %d passed, %d failed, %d skipped"
+          % ("esp32like micropython (32-bit, float32, frozen)" if rt.frozen else "micropython",
+             args.heap, tot_p, tot_f, tot_s))
     return 1 if tot_f or not tot_p else 0
 
 

@@ -15,6 +15,7 @@ HEAP = "110k"
 # while a board runs it frozen in flash. So live runs get the ESP32's 110 KB for data plus
 # room for the code; heap_peak_bytes in the live metrics shows what was used.
 LIVE_HEAP = "512k"
+RUNTIMES = ("unix64", "esp32like")
 
 
 def micropython_env(extra_path=(), source=False):
@@ -41,3 +42,21 @@ def firmware_main(source=False):
     from gwhost.mpyhost import compiled_firmware
 
     return os.path.join(compiled_firmware(), "main.py")
+
+
+def firmware_command(runtime="unix64", heap=LIVE_HEAP):
+    """(argv, env) that start the firmware's main.py on `runtime`.
+
+    unix64: the PyPI unix port, main.py beside the compiled .mpy tree, at `heap`.
+    esp32like: the 32-bit float32 build with the firmware frozen (gwhost.esp32like), always
+    at the ESP32's 110 KB; main is imported from the image (`-c`, from no firmware tree,
+    so nothing shadows the frozen package).
+    """
+    if runtime == "esp32like":
+        from gwhost import esp32like
+
+        return ([esp32like.BINARY, "-X", "heapsize=" + esp32like.HEAP, "-c", "import main"],
+                esp32like.env())
+    if runtime != "unix64":
+        raise ValueError("unknown runtime %r (one of %s)" % (runtime, ", ".join(RUNTIMES)))
+    return [MICROPYTHON, "-X", "heapsize=" + heap, firmware_main()], micropython_env()

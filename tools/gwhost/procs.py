@@ -61,12 +61,13 @@ def pty_pair(folder=None, name="rs485"):
     return a, b, p
 
 
-def start_firmware(env_extra, heap=paths.LIVE_HEAP, stdout=None, stderr=None, stdin=None):
-    """The unmodified firmware (firmware/main.py) on the unix port."""
-    env = paths.micropython_env()
+def start_firmware(env_extra, heap=paths.LIVE_HEAP, stdout=None, stderr=None, stdin=None,
+                   runtime="unix64"):
+    """The unmodified firmware (firmware/main.py) on a unix port (paths.firmware_command)."""
+    argv, env = paths.firmware_command(runtime, heap)
     env.update(env_extra)
     return _register(subprocess.Popen(
-        [paths.MICROPYTHON, "-X", "heapsize=" + heap, paths.firmware_main()],
+        argv,
         cwd=paths.ROOT, env=env, stdout=stdout or subprocess.PIPE,
         stderr=stderr or subprocess.STDOUT, stdin=stdin or subprocess.DEVNULL,
         text=True, start_new_session=True))

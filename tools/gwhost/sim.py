@@ -1,11 +1,13 @@
 """`make sim`: the whole gateway, live, on a simulated house.
 
 Plays the tour (scenarios/tour.json: a day in ten minutes) or any scenario with
-the unmodified firmware on the MicroPython unix port (tools/sim-live does the
+the unmodified firmware on a MicroPython unix port (tools/sim-live does the
 work), shows a live status line, then writes a PNG plot and a short report to
-out/ and prints the metrics as one JSON object on its last line.
+out/ and prints the metrics as one JSON object on its last line. The runtime is
+the ESP32-like build (32-bit, float32, firmware frozen, 110 KB heap) when it is
+built and current, else the 64-bit PyPI port (RUNTIME= / --runtime chooses).
 
-    make sim [SCENARIO=file.json] [START=s] [DURATION=s]
+    make sim [SCENARIO=file.json] [START=s] [DURATION=s] [RUNTIME=unix64|esp32like]
 """
 
 import argparse
@@ -17,7 +19,8 @@ import time
 from gwhost import paths
 from gwhost.liveplot import plot, report
 from gwhost.scenario import ScenarioError, load
-from gwhost.simlive import LiveRun, write_trace
+from gwhost.simlive import (LiveRun, add_runtime_arguments, check_runtime, default_runtime,
+                            write_trace)
 
 TOUR = os.path.join(paths.ROOT, "scenarios", "tour.json")
 
@@ -47,7 +50,13 @@ def main(argv=None):
     ap.add_argument("--duration", type=float, default=None,
                     help="seconds of real time (default: the scenario to its end)")
     ap.add_argument("--out", default=os.path.join(paths.ROOT, "out"))
+    add_runtime_arguments(ap)
     args = ap.parse_args(argv)
+    runtime = args.runtime or default_runtime()
+    err = check_runtime(runtime)
+    if err:
+        print("sim: error: %s" % err, file=sys.stderr)
+        return 2
     try:
         scen = load(args.scenario)
     except (ScenarioError, OSError) as e:
@@ -59,10 +68,10 @@ def main(argv=None):
               % (args.start, scen.duration_s), file=sys.stderr)
         return 2
     os.makedirs(args.out, exist_ok=True)
-    print("sim: %s from %.0f s for %.0f s of real time (Ctrl-C stops it cleanly)"
-          % (scen.name, args.start, duration), file=sys.stderr)
+    print("sim: %s from %.0f s for %.0f s of real time on %s (Ctrl-C stops it cleanly)"
+          % (scen.name, args.start, duration, runtime), file=sys.stderr)
     run = LiveRun(scen, args.start, duration, warmup_s=0 if args.start == 0 else None,
-                  status=status_line(time.monotonic(), duration))
+                  status=status_line(time.monotonic(), duration), runtime=runtime)
     try:
         m = run.run()
     except KeyboardInterrupt:

@@ -1,13 +1,17 @@
 """`tools/sim-live`: the full firmware, live, against the simulated house.
 
-    tools/sim-live SCENARIO.json [--start S] --duration S [--broker HOST:PORT] --json
+    tools/sim-live SCENARIO.json [--start S] --duration S [--broker HOST:PORT]
+                  [--runtime unix64|esp32like] --json
 
 The plant (gwhost.plant) runs on the wall clock. It serves the charger and the
 inverter as Modbus RTU devices (pymodbus behind a wire-timing proxy, gwhost.simbus)
 on pseudo-terminals, and the contact and the analog truth over the sim board's
-loopback link (gwhost.plantlink). The unmodified firmware/main.py runs on the
-MicroPython unix port with boards/sim.json. MQTT goes to mosquitto on loopback
-(or the embedded broker, or --broker).
+loopback link (gwhost.plantlink). The unmodified firmware/main.py runs on a
+MicroPython unix port with boards/sim.json: the 64-bit PyPI port with the .mpy tree
+in a 512 KB heap (unix64), or the ESP32-like build (32-bit words, float32, the
+firmware frozen) at the ESP32's 110 KB (esp32like, gwhost.esp32like). The default
+is esp32like when that runtime is built and current. MQTT goes to mosquitto on
+loopback (or the embedded broker, or --broker).
 
 Latencies are measured on the plant's clock: the plant steps exactly onto every
 grid event, sends the contact edge at once, and timestamps the interlock edge
@@ -37,7 +41,7 @@ STEP_S = 0.01
 class LiveRun:
     def __init__(self, scenario, start_s=0.0, duration_s=60.0, broker=None, config=None,
                  out_dir=None, status=None, heap=paths.LIVE_HEAP, faults=None, warmup_s=None,
-                 console=None):
+                 console=None, runtime="unix64"):
         self.scen = scenario
         self.start_s = float(start_s)
         self.duration_s = float(duration_s)
@@ -45,7 +49,8 @@ class LiveRun:
         self.config = config or {}
         self.out_dir = out_dir or tempfile.mkdtemp(prefix="gw-live-")
         self.status = status  # callable(dict) each second, for a live status line
-        self.heap = heap
+        self.runtime = runtime
+        self.heap = heap  # unix64 only: esp32like always runs at the ESP32's 110 KB
         self.faults = faults or []  # [(t_s, "kill_devices" | "kill_link" | ...)]
         self.console = console or []  # [(t_s, "status" | ...)]: typed at the serial console
         self.state = None  # the last state JSON the firmware published (dict)
@@ -108,7 +113,7 @@ class LiveRun:
                 "GATEWAY_STORAGE": self.out_dir,
                 "GATEWAY_CONFIG": self._firmware_config(mhost, mport),
             }
-            proc = procs.start_firmware(env, heap=self.heap,
+            proc = procs.start_firmware(env, heap=self.heap, runtime=self.runtime,
                                         stdin=subprocess.PIPE if self.console else None)
             reader = threading.Thread(target=self._read_firmware, args=(proc,), daemon=True)
             reader.start()
@@ -164,6 +169,7 @@ class LiveRun:
                 proc.stdin.flush()
             if target >= next_trace:
                 row = house.trace_row(link)
+                row["heap_bytes"] = parse_stats(link).get("heap")  # live heap, last second
                 self.trace.append(row)
                 if self.status:
                     self.status(row)
@@ -171,16 +177,16 @@ class LiveRun:
 
     # --- results --------------------------------------------------------------------
     def _metrics(self, house, link, proc, counter):
-        stats = {}
-        if "stats" in link.reports:
-            for kv in link.reports["stats"][1].split():
-                k, _, v = kv.partition("=")
-                stats[k] = int(v) if v.lstrip("-").isdigit() else v
+        stats = parse_stats(link)
         tracebacks = sum(1 for ln in self.fw_lines if ln.startswith("Traceback"))
         m = house.metrics()
         m.update({
             "loop_lag_ms_max": stats.get("lag_ms", None),
+            "runtime": self.runtime,
+            "heapsize_bytes": heap_bytes(self.heap_arg()),
             "heap_peak_bytes": stats.get("heap_peak", None),
+            "heap_min_free_bytes": _measured(stats.get("heap_free_min")),
+            "largest_free_block_bytes": _measured(stats.get("heap_largest_free")),
             "mqtt_messages": counter.count if counter else 0,
             "modbus_transactions": stats.get("mb_tx", 0),
             "modbus_errors": stats.get("mb_err", 0),
@@ -192,8 +198,64 @@ class LiveRun:
         })
         return m
 
+    def heap_arg(self):
+        if self.runtime == "esp32like":
+            from gwhost import esp32like
 
-def main(argv=None):
+            return esp32like.HEAP
+        return self.heap
+
+
+def parse_stats(link):
+    """The firmware's last "stats" report (gateway.app.stats_line) as a dict."""
+    stats = {}
+    if "stats" in link.reports:
+        for kv in link.reports["stats"][1].split():
+            k, _, v = kv.partition("=")
+            stats[k] = int(v) if v.lstrip("-").isdigit() else v
+    return stats
+
+
+def heap_bytes(text):
+    """'110k' -> 112640 (MicroPython's -X heapsize syntax)."""
+    mult = {"k": 1024, "m": 1024 * 1024}.get(text[-1:].lower(), 1)
+    return int(text[:-1] if mult > 1 else text) * mult
+
+
+def _measured(v):
+    return v if isinstance(v, int) and v >= 0 else None
+
+
+def default_runtime():
+    """esp32like when it is built from the firmware as it is now, else unix64."""
+    from gwhost import esp32like
+
+    return "esp32like" if esp32like.status() == "current" else "unix64"
+
+
+def check_runtime(name):
+    """None when `name` can run now, else the error to show."""
+    if name == "esp32like":
+        from gwhost import esp32like
+
+        st = esp32like.status()
+        if st != "current":
+            return ("the ESP32-like runtime is %s: %s"
+                    % ("built from other firmware" if st == "stale" else "not built",
+                       esp32like.ENABLE_HINT))
+    return None
+
+
+def add_runtime_arguments(ap):
+    """The options shared by tools/sim-live and make sim (tools/sim)."""
+    ap.add_argument("--runtime", choices=paths.RUNTIMES, default=None,
+                    help="unix64 (64-bit PyPI port, .mpy in a 512 KB heap) or esp32like "
+                         "(32-bit, float32, firmware frozen, 110 KB heap); default: esp32like "
+                         "when built")
+
+
+def build_parser():
+    """The command line; other tools add their options to it (see add_runtime_arguments)."""
     ap = argparse.ArgumentParser(description="the firmware live against the simulated house")
     ap.add_argument("scenario")
     ap.add_argument("--start", type=float, default=0.0)
@@ -207,11 +269,21 @@ def main(argv=None):
     ap.add_argument("--firmware-log", help="write the firmware's console output to this file")
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                     help="override a firmware setting, e.g. safety.reconnect_ms=10000")
-    args = ap.parse_args(argv)
+    add_runtime_arguments(ap)
+    return ap
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     try:
         scen = load(args.scenario)
     except (ScenarioError, OSError) as e:
         print("sim-live: error: %s" % e, file=sys.stderr)
+        return 2
+    runtime = args.runtime or default_runtime()
+    err = check_runtime(runtime)
+    if err:
+        print("sim-live: error: %s" % err, file=sys.stderr)
         return 2
     config = {}
     for s in args.set:
@@ -222,7 +294,8 @@ def main(argv=None):
             return 2
         config.setdefault(section, {})[name] = json.loads(value) if value[0] in "-0123456789[{tfn\"" \
             else value
-    run = LiveRun(scen, args.start, args.duration, args.broker, config, warmup_s=args.warmup)
+    run = LiveRun(scen, args.start, args.duration, args.broker, config, warmup_s=args.warmup,
+                  runtime=runtime)
     m = run.run()
     if args.trace:
         write_trace(run.trace, args.trace)

@@ -5,10 +5,15 @@
 # a seeded LCG (mod 2**31, multiplier 22695477: full period; constants small enough for
 # 32-bit viper code), quantisation to the ADC step and clipping to the ADC range. The phase is
 # Q44 (one cycle = 2**44) so that 30 minutes of drift-free phase costs nothing in accuracy.
-# Relies on the 64-bit unix port (small ints to 2**62, 64-bit viper words); never runs on
-# the ESP32. The viper version and the plain one give the same samples bit for bit.
+# The viper version relies on 64-bit words (the Q44 phase, the 32-bit masks and the
+# amplitude products overflow a 32-bit viper word), so it is used only where small ints
+# reach 2**62 (the 64-bit unix port). On a 32-bit runtime (the ESP32-like host build)
+# the plain kernel runs: exact there too (Python ints grow), only slower, and its long
+# intermediates are simulator garbage, not firmware allocation. Never runs on the ESP32.
+# The viper version and the plain one give the same samples bit for bit.
 import array
 import math
+import sys
 
 import micropython
 
@@ -145,7 +150,7 @@ try:
     _b = array.array("H", [0])
     _st = array.array("i", [1])
     _synth_vp(_b, 1, 0, 0, [1000, 0, 0, 0, 0, 0, 0, 0, 100, 0, 4095], TAB, _st)
-    if _b[0] == 10:
+    if _b[0] == 10 and sys.maxsize > 0x7FFFFFFF:  # 64-bit words only (see the top)
         VIPER = _synth_vp
 except (NameError, AttributeError, TypeError):
     VIPER = None
