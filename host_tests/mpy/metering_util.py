@@ -30,6 +30,7 @@ class Rig:
             an.update(analog)
         an["kernel"] = kernel
         self.cfg = config.validate(an)
+        gc.collect()  # two rigs at once under the 110 KB heap: compact before the buffers
         self.truth = Truth(len(self.cfg["channels"]))
         self.fe = SimAnalog(self.truth, self.cfg, virtual=True, kernel=kernel,
                             start_us=start_us)

@@ -143,7 +143,8 @@ class House:
             if self._grid_up and not up and rel >= self.measure_from:
                 self.events.append({"t_s": round(p.t_ms / 1000.0, 3), "rel": round(rel, 3),
                                     "wall": t_now, "switch": "island" if isl else "grid",
-                                    "interlock_at_loss": self.link.interlock})
+                                    "interlock_at_loss": self.link.interlock,
+                                    "ev_w_at_loss": round(p.ev_w)})
             self._grid_up = up
             self.send_truth()
 

@@ -124,8 +124,8 @@ def finish(m, meter, now_ms):
     f = fx.mhz_from_period_ns(t) if t else 0
     if f and (f < 40000 or f > 70000):
         flags |= _f.FLAG_FREQ_RANGE
-    elif f:
-        m.h_ns = t >> 1
+    elif f and not flags & _f.FLAG_NO_VOLTAGE:
+        m.h_ns = t >> 1  # not from a window that lost the voltage (cut-off halves)
     if flags & _f.FLAG_NO_VOLTAGE:
         f = 0
     m.f_millihz = f

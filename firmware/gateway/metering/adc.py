@@ -78,6 +78,10 @@ class AdcMeter:
         self._phase = [c["phase"] for c in chans]
         self._ph_ns = [c["phase_us"] * 1000 for c in chans]
         self._vmin2 = min(_LIM, int((cfg["v_min_mv"] / vg) ** 2))
+        # Peak probe threshold (units): 3/4 of v_min as an instantaneous value. Within
+        # +-45 degrees of a peak a sine of v_min rms reads >= v_min; a lost reference ~0.
+        self._vpk = int(cfg["v_min_mv"] * 3 / 4 / vg)
+        self._vtail2 = self._vmin2 * 3 // 10
         self._hyst = int(cfg["zc_hyst_mv"] / vg)
         self._clo = cfg["clip_lo_uv"] // _UNIT_UV
         self._chi = cfg["clip_hi_uv"] // _UNIT_UV
@@ -110,6 +114,14 @@ class AdcMeter:
         self._miss = 0
         self.n_dropped = 0  # windows dropped unpublished (starved capture), for diagnostics
         self.n_plan = 0
+        # Peak probes: a short capture at the peak of each half-cycle the chunks skip, so
+        # the voltage is looked at every half-cycle (docs/metering.md, "Voltage loss").
+        self.probing = False  # the planned capture is a probe (fed without a yield)
+        self._pdone = -1  # index of the last half after the reference probed or passed
+        self._pk_ns = 0  # the probed peak, ns after the reference
+        self._pn = max(4, 1000000 // (self.period_us * 1000))  # probe: 1 ms of samples
+        self._pcap = min(self.n_buf, (h_ns >> 1) // (self.period_us * 1000) + 1)
+        self.n_probes = 0  # conclusive probes (diagnostics)
         self.f_millihz = 0
         self.rocof = Rocof()  # rate of change of frequency across windows
         n = nc
@@ -140,10 +152,14 @@ class AdcMeter:
         self._hs = 0  # sum of half-cycle durations, ns
         self._hn = 0
 
+    def lost(self):
+        """A capture of this window saw no voltage: the window is over (and invalid)."""
+        return self._novolt > 0
+
     def done(self, now_us):
-        # A chunk without voltage closes the window at once: the loss of the reference is
-        # published one chunk (~10-13 ms) after it is seen, not at the end of the window,
-        # so the safety layer can block within its tick (docs/safety.md, voltage-only loss).
+        # A chunk or probe without voltage closes the window at once: the loss of the
+        # reference is published right after the capture that saw it, not at the end of
+        # the window (docs/safety.md, voltage-only loss).
         if self._novolt > 0:
             return True
         el = ticks_diff(now_us, self.t0_us)
@@ -189,6 +205,42 @@ class AdcMeter:
                     j += 1
                 wait = t - lead - e
                 early = self._late_us * 1000 + 300000
+                self.probing = False
+                # Probe the peak of every half-cycle before crossing j (the halves no
+                # chunk covers); a peak whose +-45 degrees are already past is skipped.
+                i = self._pdone + 1
+                tp = 0
+                while i < j:
+                    hi = h + a if (p0 if i & 1 == 0 else 1 - p0) == 0 else h - a
+                    tp = (i >> 1) * 2 * h + (h0 if i & 1 else 0) + (hi >> 1)
+                    if tp + (h >> 2) > e:
+                        break
+                    i += 1
+                self._pdone = i - 1
+                # A probe starts at the peak, or h/8 before it (still within +-45 degrees)
+                # when that is needed to leave the chunk its usual wake-up: a probe must
+                # never make a chunk start late or early (a loop so busy that neither
+                # fits skips the probe before the chunk).
+                pk = tp
+                if i < j:
+                    room = wait + e - self._pn * dt - 2 * early - 1000000
+                    if tp > room:
+                        tp -= h >> 3
+                        if tp > room:
+                            i = j
+                if i < j:
+                    pw = tp - e
+                    if pw >= 1000000 + early:
+                        ms = (pw - early) // 1000000
+                        self._wake_us = ticks_add(now_us, ms * 1000)
+                        self._wake_set = True
+                        return ms * 1000
+                    self._pdone = i
+                    self._pk_ns = pk
+                    self.probing = True
+                    n = (pw if pw > 0 else 0) // dt + self._pn
+                    self.n_plan = n if n < self._pcap else self._pcap
+                    return 0
                 if wait >= 1000000 + early:
                     ms = (wait - early) // 1000000
                     self._wake_us = ticks_add(now_us, ms * 1000)
@@ -210,11 +262,16 @@ class AdcMeter:
                 self.n_plan = min(n, cap)
                 return 0
             self.locked = False
+        self.probing = False
         self.n_plan = min(self._hold_ns // dt, self.n_buf)
         return 0
 
     def feed(self, n, t0_us, dt_ns, skew_ns):
         """Process one captured chunk of n sample sets (t0_us: first sample, 30-bit tick)."""
+        if self.probing:
+            self.probing = False
+            self._probe(n, t0_us, dt_ns)
+            return
         if n < 8 or dt_ns <= 0:
             return
         self._chunks += 1
@@ -234,11 +291,10 @@ class AdcMeter:
             a = max(o[1] - off, off - o[0])
             self._amax[ch] = fx.bitlen(a)
         ov = self._off[0]
-        ctl = self._ctl
-        self._set_ctl(0, 0)
-        self._acc(v, v, 1, n - 1, ov, ov, ctl, o)
-        if fx.mean_q(o[1], ctl[1], (n - 2) << 8) < self._vmin2:
+        if self._vcheck(n):
             self._novolt += 1
+            self.locked = False  # its crossings (noise, a cut-off half) say nothing
+            return
         # Zero crossings of the voltage, then every half-cycle between two of them.
         nz = 0
         i = 2
@@ -275,8 +331,57 @@ class AdcMeter:
         tl = (p >> 8) * dt_ns + (((p & 255) * dt_ns) >> 8)
         self.ref_us = ticks_add(t0_us, tl // 1000)
         self.ref_typ = self._ztyp[nz - 1]
+        self._pdone = -1
         self.locked = True
         self._miss = 0 if halves else self._miss + 1
+
+    def volt_lost(self, n):
+        """Quick look at a captured chunk before the service yields: True when it lacks
+        the voltage (feed() then closes the window)."""
+        if n < 8:
+            return False
+        o = self._o
+        ov = self._off[0]
+        self._rng(self.bufs[0], n, o)
+        self._amax[0] = fx.bitlen(max(o[1] - ov, ov - o[0]))
+        return self._vcheck(n)
+
+    def _vcheck(self, n):
+        """The chunk lacks the voltage: its mean square is below v_min's, or that of its
+        last quarter-cycle is below 0.3 * v_min's (any quarter-cycle of a sine of v_min
+        rms has >= 0.36), so a loss after the chunk's start is not missed."""
+        v = self.bufs[0]
+        o = self._o
+        ov = self._off[0]
+        ctl = self._ctl
+        self._set_ctl(0, 0)
+        self._acc(v, v, 1, n - 1, ov, ov, ctl, o)
+        if fx.mean_q(o[1], ctl[1], (n - 2) << 8) < self._vmin2:
+            return True
+        q = (self.h_ns >> 1) // self.dt_ns  # samples in a quarter-cycle
+        if n - 2 <= q or q < 2:
+            return False
+        self._acc(v, v, n - 1 - q, n - 1, ov, ov, ctl, o)
+        return fx.mean_q(o[1], ctl[1], q << 8) < self._vtail2
+
+    def _probe(self, n, t0_us, dt_ns):
+        """Judge a peak probe: conclusive when a sample lies within +-45 degrees of the
+        predicted peak (or the probe spans a quarter-cycle); then a peak below _vpk
+        is a lost reference."""
+        if n < 1 or dt_ns <= 0:
+            return
+        e0 = ticks_diff(t0_us, self.ref_us) * 1000
+        e1 = e0 + (n - 1) * dt_ns
+        q = self.h_ns >> 2
+        tp = self._pk_ns
+        if not (e0 <= tp + q and e1 >= tp - q) and e1 - e0 < 2 * q:
+            return  # woken too far from the peak: this probe says nothing
+        o = self._o
+        self._rng(self.bufs[0], n, o)
+        ov = self._off[0]
+        self.n_probes += 1
+        if o[1] - ov < self._vpk and ov - o[0] < self._vpk:
+            self._novolt += 1
 
     def _set_ctl(self, ch, k):
         """Kernel controls for channel ch against the voltage: shift k, overflow shifts."""

@@ -7,7 +7,9 @@ for path "atm90e32" it polls a gateway.metering.atm90e32.Atm90e32 (pass it as `f
 every window period. It never holds the interpreter longer than one capture chunk
 (about a half-cycle + 2 * lead_us, ~11-13 ms at 50 Hz) or the processing of one chunk: it
 yields to asyncio after each capture and after each chunk's math, and it sleeps until
-shortly before the zero crossing it wants to capture from.
+shortly before the zero crossing it wants to capture from. Between chunks it takes a ~1 ms
+peak probe of each skipped half-cycle (judged at once, without a yield), so the voltage
+reference is looked at every half-cycle; a capture without voltage is published at once.
 On the ESP32 the capture loop is plain Python, so the contact's soft IRQ still runs
 between two ADC reads; only asyncio tasks wait for the end of the chunk.
 
@@ -55,10 +57,16 @@ async def run(frontend, meter, cfg, clock, engine=None, on_window=None):
             if wait >= 1000:
                 await asyncio.sleep_ms(wait // 1000)
                 continue
+            probe = eng.probing
             n = fe.capture(eng.bufs, eng.n_plan, eng.period_us)
-            await asyncio.sleep_ms(0)  # the capture held the loop: let others run first
+            # The capture held the loop: let others run before the chunk's math, unless
+            # it is a probe (~1 ms) or the voltage is gone (published without a turn).
+            if not probe and not eng.volt_lost(n):
+                await asyncio.sleep_ms(0)
             eng.feed(n, fe.t0_us, fe.dt_ns, fe.skew_ns)
-            await asyncio.sleep_ms(0)
+            if not eng.lost():
+                await asyncio.sleep_ms(0)
         now = clock.now_ms()
         if eng.finish(meter, now) and on_window is not None:
             on_window(now)
+        await asyncio.sleep_ms(0)  # a lost voltage ended the window without a turn

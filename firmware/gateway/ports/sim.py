@@ -48,6 +48,12 @@ class SimBoard:
         self.truth = Truth(len(analog.get("channels", ())) or 2)
         self.truth.v_present = False  # no plant yet: no voltage reference
         self.analog = frontend(self.truth, analog) if analog else None
+        self._rx = b""  # plant link bytes not yet parsed (no whole line yet)
+        if hasattr(self.analog, "poll"):
+            # A real ADC sees the mains while it samples: the simulated one reads the plant
+            # link during a capture too (and a contact edge is handled there, as the ESP32's
+            # soft IRQ runs between two ADC reads).
+            self.analog.poll = self._pump
         self._contact = CONTACT_UNKNOWN
         self._irq = None
         self._interlock = False
@@ -160,6 +166,35 @@ class SimBoard:
         elif kind == b"X":
             self.stop_requested = True
 
+    def _lines(self, data):
+        """Parse every whole line of what the plant sent; keep the rest for later."""
+        rx = self._rx + data
+        while True:
+            i = rx.find(b"\n")
+            if i < 0:
+                break
+            try:
+                self._parse(rx[:i])
+            except (ValueError, IndexError):
+                pass  # a garbled line from the plant is ignored, never fatal
+            rx = rx[i + 1:]
+        self._rx = rx
+
+    def _pump(self):
+        """Read what the plant sent without blocking (called while a capture waits);
+        True when something came. The link task handles a closed link."""
+        s = self._sock
+        if s is None:
+            return False
+        try:
+            data = s.read(512)
+        except OSError:
+            return False
+        if not data:
+            return False
+        self._lines(data)
+        return True
+
     async def _link(self, host, port):
         while True:
             try:
@@ -181,15 +216,13 @@ class SimBoard:
             for msg in self._reports.values():
                 self._send(msg)
             reader = asyncio.StreamReader(s)
+            self._rx = b""
             try:
                 while True:
-                    line = await reader.readline()
-                    if not line:
+                    data = await reader.read(512)
+                    if not data:
                         break
-                    try:
-                        self._parse(line)
-                    except (ValueError, IndexError):
-                        pass  # a garbled line from the plant is ignored, never fatal
+                    self._lines(data)
             except OSError:
                 pass
             self._drop()

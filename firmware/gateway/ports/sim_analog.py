@@ -21,6 +21,13 @@ ch_w and the total rms voltage equals v_mv.
 Time: `virtual=True` keeps its own clock (capture advances it by the chunk length, idle_us
 by the given time): deterministic lockstep. Otherwise it follows time.ticks_us and a
 capture sleeps for the chunk's duration, holding the interpreter like the ESP32's ADC loop.
+
+A change of the truth during a capture reaches the samples taken after it, as on a real
+ADC (otherwise a loss just after a chunk began would be seen one chunk late, latency the
+board does not have): live, `fe.poll()` (set by the sim board: reads the plant link without
+blocking, True when a line came) is called while the capture waits and the rest of the
+chunk is synthesised again from the new truth; in virtual time, `fe.at(t_us, change)`
+applies change(truth) at that moment of the simulated clock.
 """
 import array
 import math
@@ -92,6 +99,9 @@ class SimAnalog:
         self.skew_ns = self.sim["skew_us"] * 1000
         self.truth = truth if truth is not None else Truth(self.nc)
         self._seen = Truth(self.nc)
+        self.poll = None  # live: callable() -> True when the plant sent something
+        self._at = None  # virtual: (t_ns, change) scheduled by at()
+        self._inc = 0
         self.update(self.truth)
 
     # -- time ---------------------------------------------------------------------
@@ -186,8 +196,28 @@ class SimAnalog:
                 p[0] = s["open_uv"]
                 p[1] = p[2] = p[3] = 0
 
+    def at(self, t_us, change):
+        """Virtual time: call change(truth) at t_us (the simulated clock's us)."""
+        self._at = (t_us * 1000, change)
+
     # -- capture --------------------------------------------------------------------
+    def _resynth(self, bufs, k, n, t, dt):
+        """Samples k..n-1 of the chunk that began at t ns, again from the present truth."""
+        if k >= n:
+            return
+        self.update(self.truth)
+        inc = self._inc
+        for c in range(self.n_channels):
+            d = k * dt + c * self.skew_ns - (self.sim["i_delay_us"] * 1000 if c else 0)
+            th0 = (self._ph + inc * d) & (_Q44 - 1)
+            self._synth(memoryview(bufs[c])[k:n], n - k, th0, inc * dt, self._par[c],
+                        sim_synth.TAB, self._st)
+
     def capture(self, bufs, n, period_us):
+        at = self._at
+        if at is not None and at[0] <= self._now_ns():
+            self._at = None
+            at[1](self.truth)
         if self._changed():
             self.update(self.truth)
         t = self._now_ns()
@@ -201,6 +231,7 @@ class SimAnalog:
         ph = (ph + inc * d) & (_Q44 - 1)
         self._ph = ph
         self._ph_t = t
+        self._inc = inc
         dt = period_us * 1000
         dth = inc * dt
         for c in range(self.n_channels):
@@ -211,9 +242,21 @@ class SimAnalog:
         self.dt_ns = dt
         end = t + n * dt
         if self._virtual:
+            at = self._at
+            if at is not None and at[0] < end:
+                self._at = None
+                at[1](self.truth)
+                if self._changed():
+                    self._resynth(bufs, (at[0] - t + dt - 1) // dt, n, t, dt)
             self._t_ns = end
         else:
-            while self._now_ns() < end:
+            poll = self.poll
+            while True:
+                now = self._now_ns()
+                if now >= end:
+                    break
+                if poll is not None and poll() and self._changed():
+                    self._resynth(bufs, (now - t) // dt + 1, n, t, dt)
                 self._time.sleep_us(50)
         return n
 
